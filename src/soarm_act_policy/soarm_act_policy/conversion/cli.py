@@ -1,0 +1,7 @@
+"""conversion/cli (not implemented yet)."""
+import sys
+
+
+def main(argv=None):
+    print("soarm_act_policy conversion/cli: not implemented yet", file=sys.stderr)
+    return 1

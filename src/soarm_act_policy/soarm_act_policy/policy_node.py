@@ -1,0 +1,7 @@
+"""policy_node (not implemented yet)."""
+import sys
+
+
+def main(argv=None):
+    print("soarm_act_policy policy_node: not implemented yet", file=sys.stderr)
+    return 1

@@ -1,0 +1,1 @@
+"""soarm_driver: the SO-101 robot side of soarm_act (driver node, backends, teleop)."""

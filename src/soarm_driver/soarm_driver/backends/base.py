@@ -1,0 +1,108 @@
+"""The contract between the driver node and a robot backend.
+
+A backend owns the robot (or its simulation) and nothing else: it knows no ROS.
+The driver node calls it from one thread only, at the control rate, in this order
+each tick::
+
+    backend.advance(dt)                      # sim/mock: integrate dt seconds
+    q = backend.read_positions()             # radians, JOINT_NAMES order
+    backend.write_goal_positions(goal)       # radians, already safety-limited
+    frames = backend.capture_frames(t)       # only when a camera frame is due
+
+All joint values are SI: radians for every joint, the gripper included (the
+angle of the moving jaw, as in the SO-101 URDF; 0 is closed, larger is open).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: SO-101 joint names in motor-id order (ids 1..6), as in its URDF and in LeRobot.
+JOINT_NAMES: tuple[str, ...] = (
+    "shoulder_pan",
+    "shoulder_lift",
+    "elbow_flex",
+    "wrist_flex",
+    "wrist_roll",
+    "gripper",
+)
+
+
+class BackendError(RuntimeError):
+    """The robot cannot be read or commanded right now (port gone, motor silent...).
+
+    The driver catches it, reports an error state, holds and retries `connect()`.
+    """
+
+
+@dataclass
+class CameraSpec:
+    """One configured camera."""
+
+    name: str
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    #: Backend-specific source: a MuJoCo camera name (sim), an OpenCV index or
+    #: device path (feetech); unused by mock.
+    source: str = ""
+
+
+@dataclass
+class CameraFrame:
+    """One captured frame: HxWx3 uint8 RGB and its intrinsics."""
+
+    image: np.ndarray
+    #: 3x3 pinhole intrinsic matrix K (row-major), pixels.
+    intrinsics: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+
+class RobotBackend(abc.ABC):
+    """Abstract robot: position-controlled joints, cameras, optional task."""
+
+    #: True when the backend's time is simulated (the driver then publishes
+    #: /clock and steps the backend as fast as it can, instead of in real time).
+    simulated_time: bool = False
+    #: Whether torque is on right after connect() (real hardware: False).
+    enabled_on_start: bool = True
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the robot. Raises BackendError when it cannot."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None:
+        """Release the robot; safe to call twice."""
+
+    @abc.abstractmethod
+    def read_positions(self) -> np.ndarray:
+        """Measured joint positions (radians), shape (6,), JOINT_NAMES order."""
+
+    def read_velocities(self) -> np.ndarray | None:
+        """Measured joint velocities (rad/s) or None when the robot has none."""
+        return None
+
+    @abc.abstractmethod
+    def write_goal_positions(self, goal: np.ndarray) -> None:
+        """Send goal positions (radians). The caller has applied every limit."""
+
+    @abc.abstractmethod
+    def set_torque(self, enabled: bool) -> None:
+        """Torque on (the arm holds/moves) or off (limp)."""
+
+    def advance(self, dt: float) -> None:
+        """Advance the world by dt seconds (sim and mock); real robots ignore it."""
+
+    def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:
+        """Capture one frame of each named camera (those due this tick)."""
+        return {}
+
+    def reset_scene(self, seed: int, randomize: bool) -> None:
+        """Rebuild the scene from `seed` (sim); a no-op on real hardware."""
+
+    def task_outcome(self) -> str | None:
+        """'success', 'failure' or None while undecided (sim task only)."""
+        return None

@@ -1,0 +1,7 @@
+"""Teleop node (to be implemented in issue 3)."""
+import sys
+
+
+def main(argv=None):
+    print("soarm_driver teleop: not implemented yet", file=sys.stderr)
+    return 1
