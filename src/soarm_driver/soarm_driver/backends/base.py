@@ -103,6 +103,14 @@ class RobotBackend(abc.ABC):
     def reset_scene(self, seed: int, randomize: bool) -> None:
         """Rebuild the scene from `seed` (sim); a no-op on real hardware."""
 
+    def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Poses of task objects in the world frame, {name: (xyz, quat_wxyz)} (sim only).
+
+        The driver publishes them on `scene/objects` (visualization_msgs/MarkerArray,
+        marker ns = name) for rviz and for the scripted expert.
+        """
+        return {}
+
     def task_outcome(self) -> str | None:
         """'success', 'failure' or None while undecided (sim task only)."""
         return None
