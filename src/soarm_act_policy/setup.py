@@ -9,6 +9,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        # The SO-101 URDF (soarm_act_policy.kinematics reads it at runtime); its source
+        # of truth is the repository's config/urdf/ (bringup).
+        ("share/" + package_name + "/urdf", ["../../config/urdf/so101.urdf"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
