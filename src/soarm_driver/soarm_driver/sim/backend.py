@@ -1,0 +1,235 @@
+"""MuJoCo simulation of the SO-101 as a driver backend, with the pick-the-cube task.
+
+Parameters (the `params` dict; every key optional, unknown keys ignored):
+
+=====================  ===========================================================
+key                    meaning (default)
+=====================  ===========================================================
+``home_pose``          6 joint positions (rad) the arm starts in (``DEFAULT_HOME``)
+``seed``               seed of the first scene (0); later scenes come from reset_scene
+``randomize``          randomize the first scene (true)
+``sim.timestep``       physics step, s (0.002)
+``sim.cube_size``      cube edge, m (0.025)
+``sim.lift_height``    success height of the cube's bottom above the table, m (0.05)
+``sim.offscreen_width``/``sim.offscreen_height``  largest image size to render (640, 480)
+=====================  ===========================================================
+
+Task ("Pick up the cube and lift it"): a cube lies on the table in front of the arm,
+its position and yaw drawn from the seed (x 0.17..0.27 m, y -0.10..0.10 m from the
+base, yaw +-0.6 rad). Success: the bottom of the cube is at least ``sim.lift_height``
+above the table top (checked by task_outcome(); once reached it stays 'success' until
+the next reset_scene). The sim never reports 'failure' (timeouts belong to the caller).
+
+Rendering is headless (``MUJOCO_GL=egl``) without shadows or multisampling; one
+mujoco.Renderer per image size. Time is simulated: advance(dt) steps the physics.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import math  # noqa: E402
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend  # noqa: E402
+from .scene import CUBE, SceneConfig, build_scene  # noqa: E402
+
+TASK = "Pick up the cube and lift it"
+#: Arm start/home pose (rad): gripper above the workspace, jaws half open.
+DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
+DEFAULT_LIFT_HEIGHT = 0.05
+
+
+def intrinsics_from_fovy(fovy_deg: float, width: int, height: int) -> np.ndarray:
+    """Pinhole K of a MuJoCo camera: square pixels, principal point at the image centre."""
+    f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2)
+    return np.array([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
+
+
+def cube_pose_from_seed(seed: int, randomize: bool, config: SceneConfig) -> tuple[np.ndarray, float]:
+    """Cube centre (x, y, z) and yaw of the scene `seed` (deterministic)."""
+    if not randomize:
+        x, y = config.cube_nominal
+        yaw = 0.0
+    else:
+        rng = np.random.default_rng(int(seed))
+        x = rng.uniform(*config.cube_x)
+        y = rng.uniform(*config.cube_y)
+        yaw = rng.uniform(-config.cube_yaw, config.cube_yaw)
+    return np.array([x, y, config.cube_size / 2]), float(yaw)
+
+
+class SimBackend(RobotBackend):
+    """The SO-101 in MuJoCo (official model), a cube on a table, front and wrist cameras."""
+
+    simulated_time = True
+    enabled_on_start = True
+
+    def __init__(self, params: dict | None = None):
+        params = dict(params or {})
+        self.config = SceneConfig(
+            timestep=float(params.get("sim.timestep", SceneConfig.timestep)),
+            cube_size=float(params.get("sim.cube_size", SceneConfig.cube_size)),
+        )
+        self.lift_height = float(params.get("sim.lift_height", DEFAULT_LIFT_HEIGHT))
+        home = params.get("home_pose", DEFAULT_HOME)
+        self.home = np.asarray(home if home is not None and len(home) else DEFAULT_HOME, float)
+        if self.home.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(self.home)):
+            raise ValueError(f"home_pose must be {len(JOINT_NAMES)} finite radians, got {home!r}")
+        self.seed = int(params.get("seed", 0))
+        self.randomize = bool(params.get("randomize", True))
+        self._offscreen = (
+            int(params.get("sim.offscreen_width", 640)),
+            int(params.get("sim.offscreen_height", 480)),
+        )
+        self.model: mujoco.MjModel | None = None
+        self.data: mujoco.MjData | None = None
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._residual = 0.0
+        self._success = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self) -> None:
+        if self.model is not None:
+            return
+        try:
+            self.model, _ = build_scene(self.config, self._offscreen)
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"cannot build the simulation: {exc}") from exc
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._qadr = np.array([m.joint(n).qposadr[0] for n in JOINT_NAMES])
+        self._vadr = np.array([m.joint(n).dofadr[0] for n in JOINT_NAMES])
+        self._act = np.array([m.actuator(n).id for n in JOINT_NAMES])
+        self._ctrl_lo = m.actuator_ctrlrange[self._act, 0].copy()
+        self._ctrl_hi = m.actuator_ctrlrange[self._act, 1].copy()
+        self._cube_qadr = m.joint(CUBE).qposadr[0]
+        self._cube_vadr = m.joint(CUBE).dofadr[0]
+        self._cube_body = m.body(CUBE).id
+        self.data.qpos[self._qadr] = self.home
+        self.data.ctrl[self._act] = np.clip(self.home, self._ctrl_lo, self._ctrl_hi)
+        self.reset_scene(self.seed, self.randomize)
+
+    def disconnect(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self.model = None
+        self.data = None
+
+    def _require(self):
+        if self.model is None:
+            raise BackendError("sim backend not connected: call connect() first")
+
+    # ------------------------------------------------------------------ joints
+    def read_positions(self) -> np.ndarray:
+        self._require()
+        return self.data.qpos[self._qadr].copy()
+
+    def read_velocities(self) -> np.ndarray:
+        self._require()
+        return self.data.qvel[self._vadr].copy()
+
+    def write_goal_positions(self, goal: np.ndarray) -> None:
+        self._require()
+        goal = np.asarray(goal, float)
+        if goal.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(goal)):
+            raise ValueError(f"goal must be {len(JOINT_NAMES)} finite radians, got {goal!r}")
+        self.data.ctrl[self._act] = np.clip(goal, self._ctrl_lo, self._ctrl_hi)
+
+    def goal_positions(self) -> np.ndarray:
+        """The goals the actuators currently track (rad)."""
+        self._require()
+        return self.data.ctrl[self._act].copy()
+
+    def set_torque(self, enabled: bool) -> None:
+        """Torque off disables the actuators: the arm goes limp under gravity."""
+        self._require()
+        if enabled:
+            self.model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_ACTUATION)
+        else:
+            self.model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_ACTUATION)
+
+    # ------------------------------------------------------------------ time
+    @property
+    def time(self) -> float:
+        """Simulated time, s."""
+        return float(self.data.time) if self.data is not None else 0.0
+
+    def advance(self, dt: float) -> None:
+        """Step the physics by dt seconds (whole timesteps; the remainder carries over)."""
+        self._require()
+        if not dt > 0:
+            return
+        step = self.model.opt.timestep
+        self._residual += dt
+        n = int(self._residual / step + 1e-9)
+        self._residual -= n * step
+        for _ in range(n):
+            mujoco.mj_step(self.model, self.data)
+
+    # ------------------------------------------------------------------ cameras
+    def camera_names(self) -> list[str]:
+        self._require()
+        return [self.model.camera(i).name for i in range(self.model.ncam)]
+
+    def _renderer(self, width: int, height: int) -> mujoco.Renderer:
+        key = (width, height)
+        if key not in self._renderers:
+            vis = self.model.vis.global_
+            vis.offwidth = max(vis.offwidth, width)
+            vis.offheight = max(vis.offheight, height)
+            self._renderers[key] = mujoco.Renderer(self.model, height=height, width=width)
+        return self._renderers[key]
+
+    def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:
+        """Render each camera (CameraSpec.source names the MuJoCo camera; default its name)."""
+        self._require()
+        frames = {}
+        for spec in cameras:
+            cam_name = spec.source or spec.name
+            cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam_name)
+            if cam_id < 0:
+                raise ValueError(
+                    f"camera {spec.name!r}: no MuJoCo camera {cam_name!r} in the sim "
+                    f"(available: {', '.join(self.camera_names())})"
+                )
+            renderer = self._renderer(int(spec.width), int(spec.height))
+            renderer.update_scene(self.data, camera=cam_id)
+            image = renderer.render().copy()
+            frames[spec.name] = CameraFrame(
+                image=image,
+                intrinsics=intrinsics_from_fovy(self.model.cam_fovy[cam_id], spec.width, spec.height),
+            )
+        return frames
+
+    # ------------------------------------------------------------------ task
+    def reset_scene(self, seed: int, randomize: bool) -> None:
+        """Place the cube from `seed` (same seed, same pose) at rest; the arm is left alone."""
+        self._require()
+        pos, yaw = cube_pose_from_seed(seed, randomize, self.config)
+        adr, vadr = self._cube_qadr, self._cube_vadr
+        self.data.qpos[adr : adr + 3] = pos
+        self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+        self.data.qvel[vadr : vadr + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self.seed, self.randomize = int(seed), bool(randomize)
+        self._success = False
+
+    def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        self._require()
+        return {CUBE: (self.data.xpos[self._cube_body].copy(), self.data.xquat[self._cube_body].copy())}
+
+    def cube_height(self) -> float:
+        """Height of the cube's bottom above the table top, m (for a flat-lying cube)."""
+        return float(self.data.xpos[self._cube_body][2] - self.config.cube_size / 2)
+
+    def task_outcome(self) -> str | None:
+        self._require()
+        if not self._success and self.cube_height() >= self.lift_height:
+            self._success = True
+        return "success" if self._success else None
