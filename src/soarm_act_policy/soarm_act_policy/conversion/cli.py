@@ -1,7 +1,96 @@
-"""conversion/cli (not implemented yet)."""
+"""bag_to_lerobot: convert rosbag2 recordings (sqlite3 or MCAP) into a LeRobot dataset.
+
+    bag_to_lerobot recordings/ --repo-id me/so101_cube --root data/so101_cube
+    bag_to_lerobot rec/episode_000007_* --repo-id me/so101_cube --root data/so101_cube --append
+    bag_to_lerobot recordings/ --repo-id x/y --root /tmp/y --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
 
+from ..bags import BagError
+from .convert import REPORT_NAME, convert
+from .options import JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, ConversionError, Options
 
-def main(argv=None):
-    print("soarm_act_policy conversion/cli: not implemented yet", file=sys.stderr)
-    return 1
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Options()
+    p = argparse.ArgumentParser(
+        prog="bag_to_lerobot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bags", nargs="+", help="rosbag2 directories, or directories holding them "
+                   "(e.g. the recorder's output_dir; bags taken in name order)")
+    p.add_argument("--repo-id", required=True, help="dataset repo id, e.g. me/so101_cube")
+    p.add_argument("--root", required=True, help="dataset directory (must not exist unless --append)")
+    p.add_argument("--fps", type=int, default=d.fps, help="dataset frame rate, Hz (default %(default)s)")
+    p.add_argument("--append", action="store_true", help="add episodes to the dataset at --root")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and quality report; write nothing")
+    p.add_argument("--task", default=None, help="task text for recordings that carry none")
+    p.add_argument("--on-problem", choices=ON_PROBLEM, default=d.on_problem,
+                   help="episode with a quality problem: fail (write nothing), skip it, or warn and "
+                   "keep it (default %(default)s)")
+    p.add_argument("--split", choices=SPLIT, default=d.split,
+                   help="episodes from episode_events (events), one per bag (bag), or events when "
+                   "present (auto, default)")
+    p.add_argument("--cameras", default=None,
+                   help="comma-separated camera names (default: every cameras/<name>/image_raw)")
+    p.add_argument("--joints", default=",".join(JOINT_NAMES),
+                   help="comma-separated joint names in dataset order (default %(default)s)")
+    p.add_argument("--namespace", default=d.namespace, help="topic prefix, e.g. /so101")
+    p.add_argument("--state-rule", choices=RULES, default=d.state_rule,
+                   help="observation.state at a grid time: linear interpolation or hold the newest "
+                   "sample (default %(default)s)")
+    p.add_argument("--action-rule", choices=RULES, default=d.action_rule,
+                   help="action at a grid time (default %(default)s: the newest command)")
+    p.add_argument("--max-gap", type=float, default=d.max_gap_s,
+                   help="stream gap that counts as a problem, s (default %(default)s)")
+    p.add_argument("--frozen", type=float, default=d.frozen_s,
+                   help="identical camera frames for longer than this are a problem, s (default %(default)s)")
+    p.add_argument("--min-frames", type=int, default=d.min_frames,
+                   help="shorter episodes are a problem (default %(default)s)")
+    p.add_argument("--vcodec", default=None, help="video codec (default: LeRobot's, libsvtav1)")
+    p.add_argument("--image-writer-threads", type=int, default=2,
+                   help="threads writing frames for the video encoder (default %(default)s)")
+    p.add_argument("--report", default=None, help="also write the quality report JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    opts = Options(
+        fps=args.fps, joints=tuple(s for s in args.joints.split(",") if s),
+        cameras=tuple(s for s in args.cameras.split(",") if s) if args.cameras else None,
+        namespace=args.namespace, state_rule=args.state_rule, action_rule=args.action_rule,
+        split=args.split, task=args.task, on_problem=args.on_problem, max_gap_s=args.max_gap,
+        frozen_s=args.frozen, min_frames=args.min_frames, vcodec=args.vcodec)
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    try:
+        result = convert(args.bags, args.repo_id, args.root, opts, append=args.append,
+                         dry_run=args.dry_run, progress=not args.quiet, log=log,
+                         image_writer_threads=args.image_writer_threads)
+    except (ConversionError, BagError) as exc:
+        print(f"bag_to_lerobot: error: {exc}", file=sys.stderr)
+        return 1
+    report = result.report()
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=2)
+    if args.dry_run:
+        print("plan (dry run, nothing written):")
+        for e in result.episodes:
+            print(f"  {e.name}: {e.status:18s} {e.frames:5d} frames  task={e.task!r}  "
+                  f"problems={[str(q) for q in e.problems]}")
+        for f in result.failed_bags:
+            print(f"  {f['bag']}: unreadable ({f['error']})")
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"quality report: {result.root / REPORT_NAME}")
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Conversion options (one place for every default the CLI and the API share)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The SO-101 joint order of the dataset vectors (matched by name in the bags).
+JOINT_NAMES: tuple[str, ...] = (
+    "shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper",
+)
+ROBOT_TYPE = "so101_follower"
+RULES = ("linear", "hold")
+ON_PROBLEM = ("fail", "skip", "warn")
+SPLIT = ("auto", "events", "bag")
+
+
+class ConversionError(Exception):
+    """Conversion cannot go on; the message names the bag and topic and says what to do."""
+
+
+@dataclass
+class Options:
+    """How bags become a dataset. Defaults are the CLI defaults."""
+
+    fps: int = 30
+    joints: tuple[str, ...] = JOINT_NAMES
+    #: Camera names (topics `cameras/<name>/image_raw`); None = every camera in the bag.
+    cameras: tuple[str, ...] | None = None
+    #: Prefix of all topics, e.g. "/so101" for `/so101/joint_states`.
+    namespace: str = ""
+    state_topic: str = "joint_states"
+    action_topic: str = "joint_commands"
+    events_topic: str = "episode_events"
+    #: observation.state at a grid time: "linear" interpolation between the two samples
+    #: around it, or "hold" the newest sample not newer than it.
+    state_rule: str = "linear"
+    #: action at a grid time: "hold" = the newest command not newer than it (the command
+    #: in effect), or "linear".
+    action_rule: str = "hold"
+    #: "events": episodes from episode_events STARTED..ENDED/RESET/next STARTED;
+    #: "bag": one episode per bag; "auto": events when the bag has a STARTED event.
+    split: str = "auto"
+    #: Task text when the recording has none (events, bag metadata).
+    task: str | None = None
+    on_problem: str = "fail"
+    #: A stream gap longer than this (s) is a problem.
+    max_gap_s: float = 0.5
+    #: A camera sending identical frames for longer than this (s) is a problem.
+    frozen_s: float = 3.0
+    #: Episodes shorter than this many frames are a problem.
+    min_frames: int = 2
+    #: Video codec for LeRobot's encoder (None = LeRobot's default).
+    vcodec: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "Options":
+        if self.fps <= 0:
+            raise ConversionError(f"--fps must be positive, got {self.fps}")
+        for name, value, allowed in (("state rule", self.state_rule, RULES),
+                                     ("action rule", self.action_rule, RULES),
+                                     ("on-problem", self.on_problem, ON_PROBLEM),
+                                     ("split", self.split, SPLIT)):
+            if value not in allowed:
+                raise ConversionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if len(set(self.joints)) != len(self.joints) or not self.joints:
+            raise ConversionError(f"joint names must be unique and not empty: {self.joints}")
+        return self
+
+    def topic(self, name: str) -> str:
+        ns = self.namespace.strip("/")
+        return f"/{ns}/{name}" if ns else f"/{name}"
+
+    def camera_topic(self, camera: str) -> str:
+        return self.topic(f"cameras/{camera}/image_raw")

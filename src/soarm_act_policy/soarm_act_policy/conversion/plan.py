@@ -1,0 +1,254 @@
+"""Episodes of a bag: splitting by episode_events, time alignment and the quality report.
+
+Everything here works on the first-pass data (extract.BagData); no pixels are touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import align
+from .extract import ENDED, EVENT_NAMES, FAILURE, RESET, STARTED, SUCCESS, BagData, ImageStream, JointStream
+from .options import Options
+
+NS = 1e-9
+#: custom_data key of the task text in bags written by the recorder.
+TASK_KEY = "soarm.task"
+
+
+@dataclass
+class Segment:
+    start_ns: int | None
+    end_ns: int | None
+    task: str | None
+    source_episode_index: int | None
+    ended_by: str
+    outcome: str | None = None
+
+
+@dataclass
+class Problem:
+    kind: str
+    topic: str | None
+    detail: str
+    #: The episode cannot be converted at all (skipped even with --on-problem warn).
+    fatal: bool = False
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "topic": self.topic, "detail": self.detail, "fatal": self.fatal}
+
+    def __str__(self) -> str:
+        return f"{self.kind}" + (f" on {self.topic}" if self.topic else "") + f": {self.detail}"
+
+
+@dataclass
+class EpisodePlan:
+    bag: Path
+    segment_index: int
+    segment: Segment
+    task: str | None
+    grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    state: np.ndarray | None = None
+    action: np.ndarray | None = None
+    #: camera -> receive-order index (in the bag) of the frame for each grid time
+    image_index: dict[str, np.ndarray] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    streams: dict[str, dict] = field(default_factory=dict)
+    status: str = "planned"  # planned | written | kept_with_warnings | skipped
+    dataset_episode_index: int | None = None
+
+    @property
+    def frames(self) -> int:
+        return len(self.grid)
+
+    @property
+    def fatal(self) -> bool:
+        return any(p.fatal for p in self.problems)
+
+    @property
+    def name(self) -> str:
+        return f"{self.bag.name}#{self.segment_index}"
+
+    def report(self, fps: int) -> dict:
+        g = self.grid
+        return {
+            "bag": str(self.bag),
+            "segment": self.segment_index,
+            "status": self.status,
+            "dataset_episode_index": self.dataset_episode_index,
+            "source_episode_index": self.segment.source_episode_index,
+            "task": self.task,
+            "outcome": self.segment.outcome,
+            "ended_by": self.segment.ended_by,
+            "start_stamp_s": float(g[0] * NS) if len(g) else None,
+            "duration_s": float((g[-1] - g[0]) * NS + 1.0 / fps) if len(g) else 0.0,
+            "frames": int(len(g)),
+            "streams": self.streams,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def split_segments(data: BagData, opts: Options) -> list[Segment]:
+    """Episodes inside a bag: STARTED .. ENDED/RESET/next STARTED, or the whole bag."""
+    events = sorted(data.events, key=lambda e: e.stamp_ns)
+    starts = [e for e in events if e.kind == STARTED]
+    mode = opts.split
+    if mode == "auto":
+        mode = "events" if starts else "bag"
+    fallback_task = data.custom_data.get(TASK_KEY) or opts.task
+    if mode == "bag" or not starts:
+        if mode == "events":
+            from ..bags import BagError
+            raise BagError(data.path, "--split events but the bag has no STARTED event",
+                           topic=opts.topic(opts.events_topic))
+        task = next((e.task for e in events if e.task), None) or fallback_task
+        idx = next((e.episode_index for e in events), None)
+        seg = Segment(None, None, task, idx, "end of bag")
+        seg.outcome = _outcome(events)
+        return [seg]
+    segs = []
+    for s in starts:
+        end = next((e for e in events if e.stamp_ns > s.stamp_ns and e.kind in (ENDED, RESET, STARTED)),
+                   None)
+        seg = Segment(s.stamp_ns, end.stamp_ns if end else None, s.task or fallback_task,
+                      s.episode_index, EVENT_NAMES[end.kind] if end else "end of bag")
+        inside = [e for e in events if e.stamp_ns >= s.stamp_ns and (end is None or e.stamp_ns <= end.stamp_ns)]
+        seg.outcome = _outcome(inside)
+        segs.append(seg)
+    return segs
+
+
+def _outcome(events) -> str | None:
+    kinds = [e.kind for e in events if e.kind in (SUCCESS, FAILURE)]
+    if not kinds:
+        return None
+    return "success" if kinds[-1] == SUCCESS else "failure"
+
+
+def _window(stamps: np.ndarray, seg: Segment) -> np.ndarray:
+    keep = np.ones(len(stamps), dtype=bool)
+    if seg.start_ns is not None:
+        keep &= stamps >= seg.start_ns
+    if seg.end_ns is not None:
+        keep &= stamps <= seg.end_ns
+    return np.flatnonzero(keep)
+
+
+def _timing_stats(stamps_recv: np.ndarray) -> dict:
+    """Stats of one stream's header stamps (receive order given)."""
+    n = len(stamps_recv)
+    backwards = int(np.sum(np.diff(stamps_recv) < 0)) if n > 1 else 0
+    s = np.sort(stamps_recv)
+    d = np.diff(s)
+    out = {"messages": int(n), "rate_hz": None, "largest_gap_s": None, "backwards": backwards,
+           "duplicated": int(np.sum(d == 0)), "dropped": 0}
+    pos = d[d > 0]
+    if len(pos):
+        med = float(np.median(pos))
+        out["rate_hz"] = round(1e9 / med, 3)
+        out["largest_gap_s"] = round(float(d.max()) * NS, 6)
+        big = pos[pos > 1.5 * med]
+        out["dropped"] = int(np.sum(np.rint(big / med) - 1))
+    return out
+
+
+def _frozen(stream: ImageStream, idx: np.ndarray) -> tuple[float, int]:
+    """Longest run of identical consecutive frames: (seconds, frames)."""
+    order = idx[np.argsort(stream.stamps[idx], kind="stable")]
+    best_s, best_n, run_start = 0.0, 1, 0
+    for k in range(1, len(order) + 1):
+        if k == len(order) or stream.digests[order[k]] != stream.digests[order[k - 1]]:
+            n = k - run_start
+            if n > 1:
+                dur = float(stream.stamps[order[k - 1]] - stream.stamps[order[run_start]]) * NS
+                if dur > best_s:
+                    best_s, best_n = dur, n
+            run_start = k
+    return best_s, (best_n if best_s > 0 else 0)
+
+
+def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> EpisodePlan:
+    """Time-align one episode and collect its quality report and problems."""
+    ep = EpisodePlan(data.path, index, seg, seg.task)
+    if not ep.task:
+        ep.problems.append(Problem("no_task", opts.topic(opts.events_topic),
+                                   "no task text in the events or bag metadata; pass --task", True))
+    joint_streams: list[tuple[str, JointStream]] = [("state", data.state), ("action", data.action)]
+    sorted_streams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for key, js in joint_streams:
+        idx = _window(js.stamps, seg)
+        stats = _timing_stats(js.stamps[idx])
+        rows = js.positions[idx]
+        stats["missing_joints"] = sorted(js.missing_joints)
+        stats["extra_joints"] = sorted(js.extra_joints)
+        nan_rows = np.isnan(rows).any(axis=1)
+        stats["nan"] = int(nan_rows.sum()) if not js.missing_joints else 0
+        ep.streams[js.topic] = stats
+        if js.missing_joints:
+            ep.problems.append(Problem("joint_names", js.topic,
+                                       f"joints {sorted(js.missing_joints)} missing from the messages "
+                                       f"(expected {list(opts.joints)}, extra: {sorted(js.extra_joints)})",
+                                       True))
+            continue
+        if stats["nan"]:
+            ep.problems.append(Problem("nan", js.topic, f"{stats['nan']} messages with NaN positions "
+                                       "(dropped before resampling)"))
+        good = idx[~nan_rows]
+        order = good[np.argsort(js.stamps[good], kind="stable")]
+        sorted_streams[key] = (js.stamps[order], js.positions[order])
+        _check_timing(ep, js.topic, stats, opts)
+    image_sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for cam, st in data.cameras.items():
+        idx = _window(st.stamps, seg)
+        stats = _timing_stats(st.stamps[idx])
+        stats.update({"width": st.width, "height": st.height, "encoding": st.encoding})
+        frozen_s, frozen_n = _frozen(st, idx)
+        stats["frozen_s"], stats["frozen_frames"] = round(frozen_s, 6), frozen_n
+        ep.streams[st.topic] = stats
+        order = idx[np.argsort(st.stamps[idx], kind="stable")]
+        image_sorted[cam] = (st.stamps[order], order)
+        _check_timing(ep, st.topic, stats, opts)
+        if frozen_s > opts.frozen_s:
+            ep.problems.append(Problem("frozen_camera", st.topic,
+                                       f"{frozen_n} identical frames over {frozen_s:.2f} s "
+                                       f"(limit {opts.frozen_s} s)"))
+    all_stamps = [s for s, _ in sorted_streams.values()] + [s for s, _ in image_sorted.values()]
+    if ep.fatal:
+        return ep
+    if any(len(s) == 0 for s in all_stamps):
+        empty = [t for t, st in ep.streams.items() if st["messages"] == 0]
+        ep.problems.append(Problem("empty", ", ".join(empty), "no messages inside the episode", True))
+        return ep
+    t0 = max(int(s[0]) for s in all_stamps)
+    t1 = min(int(s[-1]) for s in all_stamps)
+    ep.grid = align.make_grid(t0, t1, opts.fps)
+    if len(ep.grid) < opts.min_frames:
+        ep.problems.append(Problem("too_short", None, f"{len(ep.grid)} frames at {opts.fps} fps "
+                                   f"(minimum {opts.min_frames}); streams overlap "
+                                   f"{max(t1 - t0, 0) * NS:.3f} s", len(ep.grid) == 0))
+        if len(ep.grid) == 0:
+            return ep
+    ep.state = align.resample(opts.state_rule, *sorted_streams["state"], ep.grid).astype(np.float32)
+    ep.action = align.resample(opts.action_rule, *sorted_streams["action"], ep.grid).astype(np.float32)
+    for cam, (stamps, order) in image_sorted.items():
+        sel = align.newest_not_newer(stamps, ep.grid)
+        ep.image_index[cam] = order[sel]
+        ep.streams[data.cameras[cam].topic]["grid_repeats"] = int(np.sum(np.diff(sel) == 0))
+    return ep
+
+
+def _check_timing(ep: EpisodePlan, topic: str, stats: dict, opts: Options) -> None:
+    if stats["backwards"]:
+        ep.problems.append(Problem("timestamps_backwards", topic,
+                                   f"header stamps go backwards {stats['backwards']} times "
+                                   "(messages are sorted by stamp when kept)"))
+    if stats["largest_gap_s"] is not None and stats["largest_gap_s"] > opts.max_gap_s:
+        ep.problems.append(Problem("gap", topic, f"largest gap {stats['largest_gap_s']:.3f} s "
+                                   f"(limit {opts.max_gap_s} s)"))
+
+
+def plan_bag(data: BagData, opts: Options) -> list[EpisodePlan]:
+    return [plan_episode(data, seg, i, opts) for i, seg in enumerate(split_segments(data, opts))]
