@@ -142,7 +142,10 @@ def demo_messages(spec: DemoSpec):
 
 def write_demo_bag(path: str | Path, spec: DemoSpec | None = None, storage: str = "mcap",
                    custom_data: dict[str, str] | None = None, transform=None) -> Path:
-    """Write a DemoSpec recording. `transform(topic, msg)` may edit or drop (None) messages."""
+    """Write a DemoSpec recording.
+
+    `transform(topic, msg)` may edit a message, drop it (None) or repeat it (a list).
+    """
     spec = spec or DemoSpec()
 
     def gen():
@@ -150,8 +153,7 @@ def write_demo_bag(path: str | Path, spec: DemoSpec | None = None, storage: str 
             msg = make()
             if transform is not None:
                 msg = transform(topic, msg)
-                if msg is None:
-                    continue
-            yield topic, typ, t, msg
+            for m in msg if isinstance(msg, list) else [] if msg is None else [msg]:
+                yield topic, typ, t, m
 
     return write_messages(path, gen(), storage, custom_data)

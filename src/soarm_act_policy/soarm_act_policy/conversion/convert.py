@@ -12,6 +12,7 @@ LeRobot into a staging directory that replaces `root` only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -187,8 +188,11 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                             if ep.status == "planned":
                                 ep.status = "written"
                             result.written_frames += ep.frames
-        finally:
-            ds.finalize()
+        except BaseException:
+            with contextlib.suppress(Exception):  # release encoder/writer; the stage is deleted
+                ds.finalize()
+            raise
+        ds.finalize()
         result.report_path = work / REPORT_NAME
         _write_report(result, work / REPORT_NAME)
     result.report_path = root / REPORT_NAME
