@@ -12,13 +12,16 @@ pytestmark = pytest.mark.dds
 SERVER = textwrap.dedent(
     """
     import rclpy
+    import rclpy.qos
     from rclpy.node import Node
     from soarm_msgs.msg import EpisodeEvent
     from soarm_msgs.srv import ResetEpisode
 
     rclpy.init()
     node = Node("episode_server")
-    pub = node.create_publisher(EpisodeEvent, "episode_events", 10)
+    # The project's QoS for episode_events: reliable, transient local (late joiners get it).
+    qos = rclpy.qos.QoSProfile(depth=10, durability=rclpy.qos.DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = node.create_publisher(EpisodeEvent, "episode_events", qos)
     count = [0]
 
     def on_reset(request, response):
@@ -51,7 +54,10 @@ def test_episode_event_and_reset_service_between_processes(ros_node, tmp_path):
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=log, stderr=subprocess.STDOUT)
     try:
         received = []
-        ros_node.node.create_subscription(EpisodeEvent, "episode_events", received.append, 10)
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+
+        qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        ros_node.node.create_subscription(EpisodeEvent, "episode_events", received.append, qos)
         ros_node.wait_for(
             lambda: ros_node.node.count_publishers("episode_events") > 0, 60, what="server's publisher"
         )
