@@ -1,0 +1,115 @@
+"""Mock backend: kinematic first-order tracking of goals and synthetic camera images.
+
+No physics, no hardware: fast enough for tests of everything downstream. Images are
+cheap to draw and depend on the joint positions (one vertical bar per joint whose
+height follows the joint angle), so a consumer can see them change as the arm moves.
+A `cube` object sits in front of the arm; reset_scene(seed, randomize) moves it
+deterministically from the seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from soarm_driver.backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend
+
+_LOWER = np.array([-1.91986, -1.74533, -1.69, -1.65806, -2.74385, -0.17453])
+_UPPER = np.array([1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533])
+_NOMINAL_CUBE = np.array([0.25, 0.0, 0.0125])
+
+
+def pinhole_intrinsics(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
+    """K for a pinhole camera with the given horizontal field of view."""
+    f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+class MockBackend(RobotBackend):
+    simulated_time = False
+    enabled_on_start = True
+
+    def __init__(self, params: dict | None = None):
+        params = params or {}
+        self.time_constant = float(params.get("time_constant", 0.05))
+        home = params.get("home_pose", [0.0] * len(JOINT_NAMES))
+        self._q = np.asarray(home, dtype=float).copy()
+        self._v = np.zeros(len(JOINT_NAMES))
+        self._goal = self._q.copy()
+        self._torque = self.enabled_on_start
+        self._connected = False
+        self._cube = _NOMINAL_CUBE.copy()
+        self._backgrounds: dict[tuple, np.ndarray] = {}
+
+    def connect(self) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def _check(self):
+        if not self._connected:
+            raise BackendError("mock backend not connected")
+
+    def read_positions(self) -> np.ndarray:
+        self._check()
+        return self._q.copy()
+
+    def read_velocities(self) -> np.ndarray:
+        return self._v.copy()
+
+    def write_goal_positions(self, goal: np.ndarray) -> None:
+        self._check()
+        self._goal = np.asarray(goal, dtype=float).copy()
+
+    def set_torque(self, enabled: bool) -> None:
+        self._check()
+        self._torque = bool(enabled)
+        self._goal = self._q.copy()
+
+    def advance(self, dt: float) -> None:
+        if not self._torque or dt <= 0:
+            self._v[:] = 0.0
+            return
+        alpha = 1.0 - math.exp(-dt / self.time_constant) if self.time_constant > 0 else 1.0
+        new_q = self._q + alpha * (self._goal - self._q)
+        self._v = (new_q - self._q) / dt
+        self._q = new_q
+
+    def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:
+        self._check()
+        return {cam.name: CameraFrame(self._draw(cam), pinhole_intrinsics(cam.width, cam.height)) for cam in cameras}
+
+    def _background(self, cam: CameraSpec) -> np.ndarray:
+        key = (cam.name, cam.width, cam.height)
+        if key not in self._backgrounds:
+            tint = (sum(map(ord, cam.name)) * 37) % 256
+            rows = np.linspace(40, 200, cam.height, dtype=np.uint8)[:, None]
+            bg = np.empty((cam.height, cam.width, 3), dtype=np.uint8)
+            bg[:, :, 0] = rows
+            bg[:, :, 1] = tint
+            bg[:, :, 2] = rows[::-1]
+            self._backgrounds[key] = bg
+        return self._backgrounds[key]
+
+    def _draw(self, cam: CameraSpec) -> np.ndarray:
+        img = self._background(cam).copy()
+        h, w = cam.height, cam.width
+        band = max(1, w // (2 * len(JOINT_NAMES)))
+        level = (self._q - _LOWER) / (_UPPER - _LOWER)
+        for i, a in enumerate(np.clip(level, 0.0, 1.0)):
+            x0 = (2 * i + 1) * w // (2 * len(JOINT_NAMES) + 1)
+            top = int(round((1.0 - a) * (h - 1)))
+            img[top:, x0 : x0 + band] = (255, 255 - 40 * i, 40 * i)
+        return img
+
+    def reset_scene(self, seed: int, randomize: bool) -> None:
+        if randomize:
+            rng = np.random.default_rng(seed)
+            self._cube = _NOMINAL_CUBE + np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.1, 0.1), 0.0])
+        else:
+            self._cube = _NOMINAL_CUBE.copy()
+
+    def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"cube": (self._cube.copy(), np.array([1.0, 0.0, 0.0, 0.0]))}
