@@ -5,7 +5,8 @@ joint_trajectory_controller (JTC), ROS-free.
   of receipt when the stamp is zero.
 - A newer trajectory replaces the rest of the current one from its own start time:
   until then the current one keeps running (a start time in the past or now replaces
-  it immediately). Only the newest not-yet-started trajectory is kept.
+  it immediately). Trajectories waiting for their start time are kept in start
+  order; a newer one drops those waiting ones that would start at or after it.
 - Before its first point the arm moves from where it was commanded to be when the
   trajectory took over (the "anchor") to the first point, reaching it at the first
   point's time; between points positions are interpolated at the control rate:
@@ -65,7 +66,7 @@ class TrajectoryFollower:
 
     def __init__(self):
         self._active: _Plan | None = None
-        self._pending: _Plan | None = None
+        self._pending: list[_Plan] = []  # not started yet, sorted by start
         self._last_velocity: np.ndarray | None = None
 
     # ------------------------------------------------------------------ commands
@@ -82,17 +83,19 @@ class TrajectoryFollower:
             positions=cmd.positions.copy(),
             velocities=None if cmd.velocities is None else cmd.velocities.copy(),
         )
+        # A newer trajectory supersedes everything that would start at or after it.
+        self._pending = [p for p in self._pending if p.start < start]
         if start <= now:
+            self._pending.clear()
             self._activate(plan, now, current_goal)
-            self._pending = None
         else:
-            self._pending = plan
+            self._pending.append(plan)
         return start
 
     def clear(self) -> None:
         """Drop the active and pending trajectories (the caller then holds)."""
         self._active = None
-        self._pending = None
+        self._pending = []
         self._last_velocity = None
 
     def _activate(self, plan: _Plan, now: float, current_goal: np.ndarray) -> None:
@@ -106,29 +109,30 @@ class TrajectoryFollower:
     @property
     def active(self) -> bool:
         """True while a trajectory (active or pending) exists."""
-        return self._active is not None or self._pending is not None
+        return self._active is not None or bool(self._pending)
 
     def end_time(self) -> float | None:
         """Time of the last point of the newest trajectory, None when idle."""
-        plan = self._pending or self._active
+        plan = self._pending[-1] if self._pending else self._active
         return None if plan is None else float(plan.times[-1])
 
     def final_position(self) -> np.ndarray | None:
         """Last point of the newest trajectory, None when idle."""
-        plan = self._pending or self._active
+        plan = self._pending[-1] if self._pending else self._active
         return None if plan is None else plan.positions[-1].copy()
 
     def finished(self, now: float) -> bool:
         """True when idle or when `now` is past the last point (holding it)."""
         end = self.end_time()
-        return end is None or (self._pending is None and now >= end)
+        return end is None or (not self._pending and now >= end)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, now: float, current_goal: np.ndarray) -> np.ndarray | None:
         """Desired positions at `now`, or None when there is no trajectory (hold)."""
-        if self._pending is not None and self._pending.start <= now:
-            self._activate(self._pending, now, current_goal)
-            self._pending = None
+        due = [p for p in self._pending if p.start <= now]
+        if due:
+            self._activate(due[-1], now, current_goal)
+            self._pending = [p for p in self._pending if p.start > now]
         plan = self._active
         if plan is None:
             return None

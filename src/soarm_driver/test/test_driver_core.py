@@ -149,6 +149,8 @@ def test_watchdog_one_shot_commands_never_trip():
     w = CommandWatchdog(0.5)
     w.on_command(0.0)
     assert not w.check(10.0, motion_in_progress=True)
+    w.on_command(20.0), w.on_command(20.0)  # two trajectories sent together are no stream
+    assert not w.check(21.0, motion_in_progress=True)
 
 
 def test_watchdog_trips_when_stream_stops_mid_motion():
@@ -162,10 +164,11 @@ def test_watchdog_trips_when_stream_stops_mid_motion():
 
 def test_watchdog_stream_end_without_motion_does_not_trip_and_disabled():
     w = CommandWatchdog(0.5)
-    w.on_command(0.0), w.on_command(0.1)
+    w.on_command(0.0), w.on_command(0.1), w.on_command(0.2)
+    assert w.streaming
     assert not w.check(1.0, motion_in_progress=False) and not w.streaming
     off = CommandWatchdog(0.0)
-    off.on_command(0.0), off.on_command(0.0)
+    off.on_command(0.0), off.on_command(0.0), off.on_command(0.0)
     assert not off.check(5.0, True)
 
 
@@ -204,6 +207,7 @@ def test_goals_clamped_to_joint_limits():
 def test_controller_watchdog_holds_streamed_far_goal():
     arm = controller(timeout=0.3, vmax=0.5)
     arm.command(traj([0.0], [0.01] * 6), 0.0)
+    arm.command(traj([0.0], [0.02] * 6), 0.02)
     arm.command(traj([0.0], [1.0] * 6), 0.05)  # streaming; far goal, takes ~2 s
     _, steps = run(arm, 0.05, 1.0)
     tripped_at = [i for i, s in enumerate(steps) if s.watchdog_tripped]
@@ -229,3 +233,19 @@ def test_move_to_home_is_timed_by_speed():
     assert arm.goal[0] == pytest.approx(0.2, abs=1e-6)
     run(arm, 0.25, 0.6)
     assert arm.reached(np.array([0.4, 0, 0, 0, 0, 0]))
+
+
+def test_waiting_trajectories_run_in_start_order_until_replaced():
+    f = TrajectoryFollower()
+    f.submit(traj([2.0], [2.0] * 6, stamp=1.0), now=0.0, current_goal=np.zeros(N))
+    f.submit(traj([1.0], [-1.0] * 6, stamp=2.0), now=0.0, current_goal=np.zeros(N))
+    assert f.sample(0.5, np.zeros(N)) is None  # nothing started yet: the caller holds
+    assert f.sample(1.0, np.zeros(N))[0] == pytest.approx(0.0)
+    assert f.sample(1.5, np.zeros(N))[0] == pytest.approx(0.5)  # first one runs from t=1
+    assert f.sample(2.0, np.full(N, 1.0))[0] == pytest.approx(1.0)  # second takes over at its start
+    assert f.sample(3.0, None)[0] == pytest.approx(-1.0)
+    # a newer trajectory starting earlier drops a waiting one that starts later
+    g = TrajectoryFollower()
+    g.submit(traj([1.0], [5.0] * 6, stamp=3.0), now=0.0, current_goal=np.zeros(N))
+    g.submit(traj([1.0], [1.0] * 6, stamp=1.0), now=0.0, current_goal=np.zeros(N))
+    assert g.sample(10.0, np.zeros(N))[0] == pytest.approx(1.0)

@@ -1,0 +1,101 @@
+"""Helpers for the driver DDS tests (not a test module)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+SMALL_CAMERAS = {
+    "cameras.front.width": 64,
+    "cameras.front.height": 48,
+    "cameras.wrist.width": 32,
+    "cameras.wrist.height": 24,
+}
+
+
+def stamp_s(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class Collector:
+    """Keeps every message of a topic (thread-safe)."""
+
+    def __init__(self, ros, msg_type, topic, qos=10):
+        self.msgs = []
+        self._lock = threading.Lock()
+        ros.node.create_subscription(msg_type, topic, self._cb, qos)
+
+    def _cb(self, msg):
+        with self._lock:
+            self.msgs.append(msg)
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.msgs)
+
+    def last(self):
+        with self._lock:
+            return self.msgs[-1] if self.msgs else None
+
+    def clear(self):
+        with self._lock:
+            self.msgs.clear()
+
+    def __len__(self):
+        with self._lock:
+            return len(self.msgs)
+
+
+def trajectory(points, names=JOINTS, stamp: float | None = None, velocities=None):
+    """points: [(time_from_start s, [6 positions])]; stamp: absolute seconds or None (receipt)."""
+    from builtin_interfaces.msg import Duration, Time
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    msg = JointTrajectory()
+    msg.joint_names = list(names)
+    if stamp is not None:
+        msg.header.stamp = Time(sec=int(stamp), nanosec=int((stamp - int(stamp)) * 1e9))
+    for i, (t, q) in enumerate(points):
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(x) for x in q]
+        if velocities is not None:
+            pt.velocities = [float(x) for x in velocities[i]]
+        pt.time_from_start = Duration(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+        msg.points.append(pt)
+    return msg
+
+
+def start_driver(start_node, ros, params=None, timeout=60.0, backend="mock"):
+    """Start the driver with config/driver.yaml + overrides; wait for its joint_states."""
+    from pathlib import Path
+
+    from sensor_msgs.msg import JointState
+
+    cfg = Path(__file__).resolve().parent.parent / "config" / "driver.yaml"
+    proc = start_node(
+        "soarm_driver", "driver", params_file=cfg, params={"backend": backend, **SMALL_CAMERAS, **(params or {})}
+    )
+    states = Collector(ros, JointState, "joint_states")
+    commands = Collector(ros, JointState, "joint_commands")
+    try:
+        ros.wait_for(lambda: len(states) > 2 or not proc.alive(), timeout, what="driver joint_states")
+    except AssertionError:
+        raise AssertionError("driver published no joint_states; log:\n" + proc.log()[-3000:])
+    assert proc.alive(), "driver exited:\n" + proc.log()[-3000:]
+    return proc, states, commands
+
+
+class Status:
+    """The driver's ~/status (JSON in std_msgs/String, transient local)."""
+
+    def __init__(self, ros, topic="/driver/status"):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._c = Collector(ros, String, topic, qos)
+
+    def last(self) -> dict:
+        m = self._c.last()
+        return json.loads(m.data) if m else {}

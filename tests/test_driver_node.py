@@ -1,0 +1,249 @@
+"""The driver node as a real process over DDS, mock backend."""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
+from driver_helpers import JOINTS, Collector, Status, start_driver, stamp_s, trajectory
+
+pytestmark = pytest.mark.dds
+
+UPPER = [1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533]
+
+
+def positions(msg):
+    by_name = dict(zip(msg.name, msg.position))
+    return np.array([by_name[n] for n in JOINTS])
+
+
+def now_s(ros):
+    return ros.node.get_clock().now().nanoseconds * 1e-9
+
+
+def publisher(ros):
+    from trajectory_msgs.msg import JointTrajectory
+
+    pub = ros.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+    ros.wait_for(lambda: pub.get_subscription_count() > 0, 20, what="driver's joint_trajectory subscription")
+    time.sleep(0.5)  # our side matched first; give the driver's reader time to match us too
+    return pub
+
+
+def test_joint_states_names_rate_and_commands(start_node, ros_node):
+    proc, states, commands = start_driver(start_node, ros_node)
+    ros_node.wait_for(lambda: len(states) >= 40, 20, what="40 joint_states")
+    msgs = states.snapshot()
+    assert all(list(m.name) == JOINTS and len(m.position) == 6 and len(m.velocity) == 6 for m in msgs)
+    # rate from the stamps (not from arrival times): within 10 % of state_rate_hz 30
+    stamps = np.array([stamp_s(m.header.stamp) for m in msgs])
+    assert np.all(np.diff(stamps) > 0)
+    rate = 1.0 / np.median(np.diff(stamps))
+    assert 27.0 <= rate <= 33.0, rate
+    cmd = commands.last()
+    assert cmd is not None and list(cmd.name) == JOINTS
+    np.testing.assert_allclose(positions(cmd), 0.0, atol=1e-9)  # holds home pose at start
+
+
+def test_trajectory_interpolated_and_reached(start_node, ros_node):
+    proc, states, commands = start_driver(start_node, ros_node)
+    pub = publisher(ros_node)
+    target1 = np.array([0.3, -0.2, 0.2, 0.1, -0.3, 0.5])
+    target2 = np.array([0.5, -0.4, 0.4, 0.2, -0.5, 1.0])
+    start = now_s(ros_node) + 1.0
+    pub.publish(trajectory([(0.6, target1), (1.2, target2)], stamp=start))
+    ros_node.wait_for(
+        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > start + 1.5, 20, what="trajectory end"
+    )
+    checked = 0
+    for m in commands.snapshot():
+        t = stamp_s(m.header.stamp) - start
+        q = positions(m)
+        if t < 0:
+            np.testing.assert_allclose(q, 0.0, atol=1e-9)  # not before its stamp
+        elif 0.6 <= t <= 1.2:
+            expected = target1 + (t - 0.6) / 0.6 * (target2 - target1)
+            np.testing.assert_allclose(q, expected, atol=1e-6)
+            checked += 1
+        elif t > 1.2:
+            np.testing.assert_allclose(q, target2, atol=1e-9)
+    assert checked >= 20  # ~36 control ticks at 60 Hz in that 0.6 s window
+    ros_node.wait_for(lambda: np.allclose(positions(states.last()), target2, atol=1e-3), 5, what="measured = target")
+
+
+def test_newer_trajectory_replaces_older(start_node, ros_node):
+    proc, states, commands = start_driver(start_node, ros_node)
+    pub = publisher(ros_node)
+    t0 = now_s(ros_node) + 1.0  # both start in the future, whatever the delivery delay
+    pub.publish(trajectory([(3.0, [1.0] * 6)], stamp=t0))
+    t1 = t0 + 0.5
+    second = [-0.5] * 5 + [0.0]
+    pub.publish(trajectory([(0.5, second)], stamp=t1))
+    ros_node.wait_for(
+        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > t1 + 0.8, 20, what="second trajectory end"
+    )
+    goals = [(stamp_s(m.header.stamp), positions(m)) for m in commands.snapshot()]
+    peak = max(q[0] for _, q in goals)
+    # the first ran from t0 to t1 (0.5 s of 3 s towards 1.0: 0.167) before being replaced
+    assert 0.14 < peak < 0.19, peak
+    final = goals[-1][1]
+    np.testing.assert_allclose(final, second, atol=1e-9)
+
+
+def test_clamped_to_limits_and_velocity_limited(start_node, ros_node):
+    proc, states, commands = start_driver(start_node, ros_node, params={"max_joint_velocity": [1.0]})
+    pub = publisher(ros_node)
+    pub.publish(trajectory([(0.0, [5.0, 5.0, 5.0, 5.0, 5.0, 5.0])]))
+    ros_node.wait_for(
+        lambda: commands.last() is not None and np.allclose(positions(commands.last()), UPPER, atol=1e-9),
+        15,
+        what="goals at the upper limits",
+    )
+    goals = [(stamp_s(m.header.stamp), positions(m)) for m in commands.snapshot()]
+    assert max(q.max() for _, q in goals) <= max(UPPER) + 1e-9
+    for (ta, qa), (tb, qb) in zip(goals, goals[1:]):
+        dt = tb - ta
+        # velocity limit 1 rad/s; the node caps dt at 2 control periods
+        assert np.all(np.abs(qb - qa) <= 1.0 * min(dt, 2 / 60) + 1e-6), (dt, qb - qa)
+
+
+BAD_COMMANDS = [
+    (JOINTS, [0.3, 0.3, float("nan"), 0.3, 0.3, 0.3], "NaN or inf"),
+    (JOINTS, [0.3, 0.3, float("inf"), 0.3, 0.3, 0.3], "NaN or inf"),
+    (JOINTS[:5] + ["gripper_jaw"], [0.3] * 6, "unknown joint names"),
+    (JOINTS[:5], [0.3] * 5, "missing joints"),
+]
+
+
+def test_bad_commands_rejected_arm_does_not_move(start_node, ros_node):
+    proc, states, commands = start_driver(start_node, ros_node, params={"command_timeout": 0.0})
+    status = Status(ros_node)
+    pub = publisher(ros_node)
+    for n, (names, values, reason) in enumerate(BAD_COMMANDS, start=1):
+        pub.publish(trajectory([(0.0, values)], names=names))
+        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= n, 10, what=f"rejection of a {reason} command")
+        ros_node.wait_for(lambda: reason in proc.log(), 5, what=f"'{reason}' in the driver log")
+        time.sleep(1.05)  # the driver logs at most one rejection a second
+    # a bad point among good ones rejects the whole trajectory
+    pub.publish(trajectory([(0.5, [0.3] * 6), (1.0, [0.3, float("nan"), 0, 0, 0, 0])]))
+    ros_node.wait_for(lambda: status.last().get("rejected", 0) >= len(BAD_COMMANDS) + 1, 10, what="rejection")
+    time.sleep(0.3)
+    for m in commands.snapshot() + states.snapshot():
+        np.testing.assert_allclose(positions(m), 0.0, atol=1e-9)
+    assert status.last()["accepted"] == 0
+    # a good command afterwards is executed
+    pub.publish(trajectory([(0.0, [0.1] * 6)]))
+    ros_node.wait_for(lambda: np.allclose(positions(commands.last()), 0.1), 10, what="good command executed")
+
+
+def test_watchdog_holds_when_stream_stops(start_node, ros_node):
+    proc, states, commands = start_driver(
+        start_node, ros_node, params={"max_joint_velocity": [0.5], "command_timeout": 0.3}
+    )
+    status = Status(ros_node)
+    pub = publisher(ros_node)
+    for i in range(5):  # a 20 Hz stream ...
+        pub.publish(trajectory([(0.0, [0.01 * i] * 6)]))
+        time.sleep(0.05)
+    pub.publish(trajectory([(0.0, [1.5] * 6)]))  # ... whose last goal is 3 s away at 0.5 rad/s, then silence
+    ros_node.wait_for(lambda: status.last().get("watchdog_trips", 0) == 1, 10, what="watchdog trip")
+    held = positions(commands.last())
+    assert held[0] < 1.0
+    time.sleep(0.5)
+    np.testing.assert_allclose(positions(commands.last()), held, atol=1e-9)
+    assert "watchdog" in proc.log()
+
+
+def test_disabled_arm_does_not_move_until_enabled(start_node, ros_node):
+    from std_srvs.srv import SetBool
+
+    proc, states, commands = start_driver(start_node, ros_node)
+    status = Status(ros_node)
+    pub = publisher(ros_node)
+    resp = ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=False), timeout=20)
+    assert resp.success, resp.message
+    ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 5, what="DISABLED status")
+    commands.clear()
+    pub.publish(trajectory([(0.0, [0.4] * 6)]))
+    ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="rejection while disabled")
+    time.sleep(0.3)
+    assert len(commands) == 0  # nothing is sent while torque is off
+    np.testing.assert_allclose(positions(states.last()), 0.0, atol=1e-9)
+    assert ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=True), timeout=20).success
+    pub.publish(trajectory([(0.0, [0.4] * 6)]))
+    ros_node.wait_for(lambda: np.allclose(positions(states.last()), 0.4, atol=1e-3), 10, what="motion after enable")
+
+
+def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from soarm_msgs.msg import EpisodeEvent
+    from soarm_msgs.srv import ResetEpisode
+    from visualization_msgs.msg import MarkerArray
+
+    proc, states, commands = start_driver(start_node, ros_node, params={"home_pose": [0.2, 0.0, 0.0, 0.0, 0.0, 0.3]})
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    events = Collector(ros_node, EpisodeEvent, "episode_events", latched)
+    objects = Collector(ros_node, MarkerArray, "scene/objects")
+    home = np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.3])
+
+    def cube():
+        objects.clear()
+        ros_node.wait_for(lambda: len(objects) > 0, 5, what="scene/objects")
+        m = objects.last().markers[0]
+        assert m.ns == "cube" and m.header.frame_id == "world"
+        return np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
+
+    r1 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(task="stack it", seed=7, randomize=True), timeout=30)
+    assert r1.success and r1.episode_index == 0 and r1.seed_used == 7, r1.message
+    np.testing.assert_allclose(positions(states.last()), home, atol=0.05)
+    cube_a = cube()
+    r2 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=8, randomize=True), timeout=30)
+    assert r2.success and r2.episode_index == 1
+    cube_b = cube()
+    r3 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=7, randomize=True), timeout=30)
+    assert r3.success and r3.episode_index == 2
+    np.testing.assert_allclose(cube(), cube_a)
+    assert not np.allclose(cube_a, cube_b)
+    r4 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=-1, randomize=False), timeout=30)
+    assert r4.success and r4.seed_used >= 0
+
+    ros_node.wait_for(lambda: len(events) >= 11, 5, what="11 episode events")
+    seq = [(e.kind, e.episode_index) for e in events.snapshot()]
+    E = EpisodeEvent
+    assert seq == [
+        (E.RESET, 0), (E.STARTED, 0),
+        (E.ENDED, 0), (E.RESET, 1), (E.STARTED, 1),
+        (E.ENDED, 1), (E.RESET, 2), (E.STARTED, 2),
+        (E.ENDED, 2), (E.RESET, 3), (E.STARTED, 3),
+    ]  # fmt: skip
+    evs = events.snapshot()
+    assert evs[1].task == "stack it" and evs[4].task == "Pick up the cube and lift it"
+    assert "seed 7" in evs[1].detail
+
+
+def test_camera_images_and_info(start_node, ros_node):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    proc, states, commands = start_driver(start_node, ros_node)
+    front = Collector(ros_node, Image, "cameras/front/image_raw", qos_profile_sensor_data)
+    wrist = Collector(ros_node, Image, "cameras/wrist/image_raw", qos_profile_sensor_data)
+    info = Collector(ros_node, CameraInfo, "cameras/front/camera_info", qos_profile_sensor_data)
+    ros_node.wait_for(lambda: len(front) >= 20 and len(wrist) >= 5 and len(info) >= 1, 20, what="camera images")
+    f, w, i = front.last(), wrist.last(), info.last()
+    assert (f.encoding, f.width, f.height, f.step, len(f.data)) == ("rgb8", 64, 48, 192, 64 * 48 * 3)
+    assert (w.width, w.height, len(w.data)) == (32, 24, 32 * 24 * 3)
+    assert f.header.frame_id == "front_camera_optical_frame" and w.header.frame_id == "wrist_camera_optical_frame"
+    assert (i.width, i.height) == (64, 48) and i.k[0] > 0 and i.k[2] == pytest.approx(32.0)
+    stamps = np.array([stamp_s(m.header.stamp) for m in front.snapshot()])
+    rate = 1.0 / np.median(np.diff(stamps))
+    assert 27.0 <= rate <= 33.0, rate  # fps 30, from the stamps
+    before = np.frombuffer(bytes(front.last().data), np.uint8)
+    publisher(ros_node).publish(trajectory([(0.0, [0.8] * 6)]))
+    ros_node.wait_for(lambda: np.allclose(positions(states.last()), 0.8, atol=1e-3), 10, what="arm moved")
+    time.sleep(0.2)
+    after = np.frombuffer(bytes(front.last().data), np.uint8)
+    assert np.count_nonzero(before != after) > 100  # the image follows the arm
