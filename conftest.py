@@ -126,6 +126,7 @@ class SpinningNode:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = MultiThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._clients = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -144,17 +145,28 @@ class SpinningNode:
             time.sleep(interval)
         raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
 
+    def client(self, srv_type, name: str, timeout: float = 30.0):
+        """A service client, created once per (type, name) and kept, so that its DDS
+        endpoints stay matched between calls. The first time, it waits for the service
+        and then a short settle time: the server's response writer must also have
+        discovered our response reader, which `wait_for_service` does not tell (a
+        response sent before that is lost; seen under heavy CPU load)."""
+        key = (srv_type, name)
+        if key not in self._clients:
+            client = self.node.create_client(srv_type, name)
+            if not client.wait_for_service(timeout_sec=timeout):
+                self.node.destroy_client(client)
+                raise AssertionError(f"service {name} not available after {timeout} s")
+            time.sleep(0.5)
+            self._clients[key] = client
+        return self._clients[key]
+
     def call(self, srv_type, name: str, request, timeout: float = 30.0):
         """Call a service and return its response (waits for the service first)."""
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f"service {name} not available after {timeout} s")
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout, what=f"response of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        client = self.client(srv_type, name, timeout)
+        future = client.call_async(request)
+        self.wait_for(future.done, timeout, what=f"response of {name}")
+        return future.result()
 
     def close(self):
         self.executor.shutdown(timeout_sec=2)
