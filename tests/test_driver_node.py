@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from driver_helpers import JOINTS, Collector, Status, start_driver, stamp_s, trajectory
+from test_driver_helpers import JOINTS, Collector, Status, start_driver, stamp_s, trajectory
 
 pytestmark = pytest.mark.dds
 

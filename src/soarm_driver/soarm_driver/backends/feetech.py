@@ -24,6 +24,11 @@ from soarm_driver.units import lerobot_to_radians, radians_to_lerobot
 
 log = logging.getLogger(__name__)
 
+
+def _one_line(e: BaseException) -> str:
+    """LeRobot's errors span many lines; status and logs want one."""
+    return " ".join(str(e).split())
+
 # LeRobot's SO follower defaults (config_so_follower.py): position PID and gripper protection.
 _P, _I, _D = 16, 0, 32
 
@@ -81,7 +86,7 @@ class FeetechBackend(RobotBackend):
             bus.connect(handshake=True)
         except self._errors as e:
             self._close_quietly(bus)
-            raise BackendError(f"cannot talk to the SO-101 on {self.port}: {str(e).strip()}") from e
+            raise BackendError(f"cannot talk to the SO-101 on {self.port}: {_one_line(e)}") from e
         try:
             bus.disable_torque(num_retry=self.num_retry)
             if not bus.is_calibrated:
@@ -98,7 +103,7 @@ class FeetechBackend(RobotBackend):
             bus.write("Overload_Torque", "gripper", 25)
         except self._errors as e:
             self._close_quietly(bus)
-            raise BackendError(f"SO-101 on {self.port} did not accept its configuration: {str(e).strip()}") from e
+            raise BackendError(f"SO-101 on {self.port} did not accept its configuration: {_one_line(e)}") from e
         self._bus = bus
         self._connect_cameras()
 
@@ -151,14 +156,14 @@ class FeetechBackend(RobotBackend):
         try:
             return lerobot_to_radians(bus.sync_read("Present_Position", num_retry=self.num_retry))
         except self._errors as e:
-            raise BackendError(f"reading positions from {self.port} failed: {str(e).strip()}") from e
+            raise BackendError(f"reading positions from {self.port} failed: {_one_line(e)}") from e
 
     def write_goal_positions(self, goal: np.ndarray) -> None:
         bus = self._require_bus()
         try:
             bus.sync_write("Goal_Position", radians_to_lerobot(goal))
         except self._errors as e:
-            raise BackendError(f"writing goals to {self.port} failed: {str(e).strip()}") from e
+            raise BackendError(f"writing goals to {self.port} failed: {_one_line(e)}") from e
 
     def set_torque(self, enabled: bool) -> None:
         bus = self._require_bus()
@@ -171,7 +176,7 @@ class FeetechBackend(RobotBackend):
             else:
                 bus.disable_torque(num_retry=self.num_retry)
         except self._errors as e:
-            raise BackendError(f"setting torque {'on' if enabled else 'off'} on {self.port} failed: {e}") from e
+            raise BackendError(f"setting torque {'on' if enabled else 'off'} on {self.port} failed: {_one_line(e)}") from e
 
     # ------------------------------------------------------------------ cameras
     def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:

@@ -1,0 +1,65 @@
+"""The driver over DDS with a Feetech backend and no arm: error state, retries, no crash."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_driver_helpers import JOINTS, Status, trajectory  # noqa: E402
+
+pytestmark = pytest.mark.dds
+
+
+def calibration(tmp_path):
+    p = tmp_path / "calib.json"
+    p.write_text(json.dumps({
+        n: {"id": i + 1, "drive_mode": 0, "homing_offset": 0, "range_min": 1000, "range_max": 3000}
+        for i, n in enumerate(JOINTS)
+    }))  # fmt: skip
+    return p
+
+
+@pytest.mark.parametrize("port_kind", ["pty"])  # "missing" works the same; its BackendError is unit-tested
+def test_feetech_without_arm_reports_error_and_retries(start_node, ros_node, tmp_path, port_kind):
+    pytest.importorskip("scservo_sdk")
+    from soarm_msgs.srv import ResetEpisode
+    from std_srvs.srv import SetBool
+    from trajectory_msgs.msg import JointTrajectory
+
+    fds = ()
+    if port_kind == "pty":
+        fds = os.openpty()
+        port, expect = os.ttyname(fds[1]), "Missing motor IDs"
+    else:
+        port, expect = "/dev/soarm-no-such-port", "Could not connect"
+    try:
+        status = Status(ros_node)
+        proc = start_node(
+            "soarm_driver",
+            "driver",
+            params={"backend": "feetech", "port": port, "calibration_file": str(calibration(tmp_path)),
+                    "reconnect_period": 0.5, "status_period": 0.2, "camera_names": [""]},  # fmt: skip
+        )
+        ros_node.wait_for(lambda: status.last().get("state") == "ERROR", 60, what="ERROR state in /driver/status")
+        st = status.last()
+        assert port in st["detail"] and expect in st["detail"], st
+        # it keeps retrying (log shows several attempts) and stays alive
+        ros_node.wait_for(lambda: proc.log().count("backend connect failed") >= 2, 20, what="2 connect attempts")
+        assert proc.alive()
+        pub = ros_node.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        ros_node.wait_for(lambda: pub.get_subscription_count() > 0, 10, what="subscription")
+        time.sleep(0.5)
+        pub.publish(trajectory([(0.0, [0.1] * 6)]))
+        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="command rejected in ERROR")
+        r = ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=True), timeout=20)
+        assert not r.success and "not connected" in r.message
+        r = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=1), timeout=20)
+        assert not r.success and "ERROR" in r.message
+        assert proc.alive()
+    finally:
+        for fd in fds:
+            os.close(fd)
