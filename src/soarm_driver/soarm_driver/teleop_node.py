@@ -1,7 +1,247 @@
-"""Teleop node (to be implemented in issue 3)."""
+"""Teleop node: streams single-point `joint_trajectory` position commands.
+
+    ros2 run soarm_driver teleop --ros-args --params-file config/teleop.yaml -p mode:=scripted
+    ros2 run soarm_driver teleop --ros-args -p mode:=scripted -p episodes:=20 -p seed:=100 -p use_sim_time:=true
+    ros2 run soarm_driver teleop --ros-args -p mode:=leader -p leader.port:=/dev/ttyACM1
+
+mode `scripted`: the scripted expert of the sim task (soarm_driver.sim.expert) starts on
+each EpisodeEvent STARTED, reads the cube pose from `scene/objects` and the arm from
+`joint_states`, and streams its goals until the task reports SUCCESS (plus
+`post_success_time`) or `episode_timeout` passes. With `episodes:=N` it drives a whole
+recording session itself: `reset_episode` with seeds seed, seed+1, ... waiting for each
+episode to finish, then exits. mode `leader`: an SO-101 leader arm read through LeRobot,
+mapped to radians, streamed at `rate_hz`. Interfaces: docs/interfaces.md ("sim backend
+and teleop").
+"""
+
+from __future__ import annotations
+
 import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from soarm_msgs.msg import EpisodeEvent
+from soarm_msgs.srv import ResetEpisode
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import MarkerArray
+
+from soarm_driver.backends.base import JOINT_NAMES
+
+CUBE_NS = "cube"
+
+
+class TeleopNode(Node):
+    def __init__(self):
+        super().__init__("teleop")
+        d = self._declare
+        self.mode = d("mode", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot).")
+        self.rate_hz = d("rate_hz", 30.0, "Rate of joint_trajectory commands (Hz).")
+        self.episodes = d("episodes", 0, "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others.")
+        self.seed = d("seed", 0, "scripted session: seed of the first episode (episode i uses seed + i).")
+        self.randomize = d("randomize", True, "scripted session: randomize the scene from the seed.")
+        self.task = d("task", "", "scripted session: task text for reset_episode (empty: the driver's default).")
+        self.episode_timeout = d("episode_timeout", 15.0, "scripted: give up on an episode this long after it started (s, node clock).")
+        self.post_success_time = d("post_success_time", 1.0, "scripted: keep holding the lifted cube this long after SUCCESS before stopping (s).")
+        self.reset_timeout = d("reset_timeout", 60.0, "scripted session: wall-clock limit for a reset_episode call (s).")
+        self.leader_port = d("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm.")
+        self.leader_id = d("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file).")
+        self.leader_calibration_dir = d("leader.calibration_dir", "", "leader: LeRobot calibration directory (empty: LeRobot's default).")
+        if self.mode not in ("scripted", "leader"):
+            raise ValueError(f"mode must be 'scripted' or 'leader', got '{self.mode}'")
+        if self.rate_hz <= 0 or self.episode_timeout <= 0 or self.episodes < 0:
+            raise ValueError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
+
+        self.pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        self._lock = threading.Lock()
+        self._joint_state: np.ndarray | None = None
+        timer_group = MutuallyExclusiveCallbackGroup()
+        if self.mode == "scripted":
+            self._setup_scripted()
+        else:
+            self._setup_leader()
+        self.timer = self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=timer_group)
+
+    def _declare(self, name, default, description):
+        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+    # ------------------------------------------------------------------ output
+    def publish_goal(self, q: np.ndarray) -> None:
+        msg = JointTrajectory()
+        msg.joint_names = list(JOINT_NAMES)  # header.stamp zero: execute on receipt
+        point = JointTrajectoryPoint()
+        point.positions = [float(x) for x in q]
+        period = 1.0 / self.rate_hz
+        point.time_from_start = Duration(sec=int(period), nanosec=int((period % 1.0) * 1e9))
+        msg.points = [point]
+        self.pub.publish(msg)
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ scripted
+    def _setup_scripted(self):
+        from soarm_driver.sim.expert import ScriptedExpert
+
+        self.expert = ScriptedExpert()
+        self._cube = None  # (stamp s, pos, quat)
+        self._episode = None  # dict: index, started (s), t0 (s) once planned, success (s)
+        self._results: dict[int, str] = {}
+        group = ReentrantCallbackGroup()
+        events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data, callback_group=group)
+        self.create_subscription(MarkerArray, "scene/objects", self._on_objects, qos_profile_sensor_data, callback_group=group)
+        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, events_qos, callback_group=group)
+        self.reset_client = self.create_client(ResetEpisode, "reset_episode", callback_group=group)
+
+    def _on_joint_state(self, msg: JointState):
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(n in index for n in JOINT_NAMES):
+            return
+        with self._lock:
+            self._joint_state = np.array([msg.position[index[n]] for n in JOINT_NAMES])
+
+    def _on_objects(self, msg: MarkerArray):
+        for m in msg.markers:
+            if m.ns == CUBE_NS:
+                p, o = m.pose.position, m.pose.orientation
+                stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+                with self._lock:
+                    self._cube = (stamp, np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]))
+
+    def _on_event(self, ev: EpisodeEvent):
+        stamp = ev.header.stamp.sec + ev.header.stamp.nanosec * 1e-9
+        with self._lock:
+            if ev.kind == EpisodeEvent.STARTED:
+                self._episode = {"index": ev.episode_index, "started": stamp, "t0": None, "success": None}
+                self.get_logger().info(f"episode {ev.episode_index} started: waiting for the cube pose")
+            elif self._episode is not None and ev.episode_index == self._episode["index"]:
+                if ev.kind == EpisodeEvent.SUCCESS and self._episode["success"] is None:
+                    self._episode["success"] = self.now_s()
+                    self.get_logger().info(f"episode {ev.episode_index}: SUCCESS ({ev.detail})")
+                elif ev.kind in (EpisodeEvent.ENDED, EpisodeEvent.RESET, EpisodeEvent.FAILURE):
+                    self._finish("ended" if ev.kind != EpisodeEvent.FAILURE else "failure")
+
+    def _finish(self, result: str):
+        """Stop streaming for the current episode (lock held)."""
+        ep = self._episode
+        if ep is not None:
+            self._results.setdefault(ep["index"], result)
+            self._episode = None
+
+    def _tick(self):
+        if self.mode == "leader":
+            self._tick_leader()
+            return
+        with self._lock:
+            ep, cube, q = self._episode, self._cube, self._joint_state
+            if ep is None:
+                return
+            now = self.now_s()
+            if ep["t0"] is None:
+                # Plan once the cube pose of the new scene (stamped after STARTED) and the arm are known.
+                if cube is None or q is None or cube[0] <= ep["started"]:
+                    return
+                self.expert.start(cube[1], cube[2], q)
+                ep["t0"] = now
+                if self.expert.reach_error > 0.002:
+                    self.get_logger().warning(f"cube at {np.round(cube[1], 3)} may be out of reach ({self.expert.reach_error * 1000:.1f} mm IK error)")
+            t = now - ep["t0"]
+            if ep["success"] is not None and now - ep["success"] >= self.post_success_time:
+                self._finish("success")
+                return
+            if ep["success"] is None and now - ep["started"] > self.episode_timeout:
+                self.get_logger().warning(f"episode {ep['index']}: no SUCCESS after {self.episode_timeout:g} s, stopping")
+                self._finish("timeout")
+                return
+        self.publish_goal(self.expert.command(t))
+
+    def run_session(self) -> int:
+        """Drive `episodes` episodes through reset_episode; returns the number of successes."""
+        if not self.reset_client.wait_for_service(timeout_sec=self.reset_timeout):
+            raise RuntimeError("reset_episode service not available: is the driver running (same namespace/domain)?")
+        successes = 0
+        for i in range(self.episodes):
+            seed = self.seed + i
+            req = ResetEpisode.Request(task=self.task, seed=seed, randomize=self.randomize)
+            future = self.reset_client.call_async(req)
+            deadline = time.monotonic() + self.reset_timeout
+            while not future.done():
+                if time.monotonic() > deadline or not rclpy.ok():
+                    raise RuntimeError(f"reset_episode (seed {seed}) did not answer within {self.reset_timeout:g} s")
+                time.sleep(0.01)
+            resp = future.result()
+            if not resp.success:
+                raise RuntimeError(f"reset_episode (seed {seed}) failed: {resp.message}")
+            index = resp.episode_index
+            # Wait for this episode's result (the timer decides: success or timeout, on
+            # the node clock); the wall-clock guard only catches a dead driver/clock.
+            guard = time.monotonic() + self.reset_timeout + 10 * self.episode_timeout
+            result = None
+            while rclpy.ok() and result is None:
+                if time.monotonic() > guard:
+                    raise RuntimeError(f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
+                time.sleep(0.02)
+                with self._lock:
+                    result = self._results.get(index)
+            successes += result == "success"
+            self.get_logger().info(f"session episode {i + 1}/{self.episodes} (index {index}, seed {seed}): {result}; {successes} successes so far")
+        return successes
+
+    # ------------------------------------------------------------------ leader
+    def _setup_leader(self):
+        from soarm_driver.teleop_leader import LeaderArm
+
+        self.leader = LeaderArm(self.leader_port, self.leader_id, self.leader_calibration_dir or None)
+        self.leader.connect()
+        self.get_logger().info(f"leader arm connected on {self.leader_port}")
+
+    def _tick_leader(self):
+        try:
+            q = self.leader.read_radians()
+        except Exception as exc:  # bus errors: log and keep trying; never publish garbage
+            self.get_logger().error(f"leader read failed: {exc}", throttle_duration_sec=2.0)
+            return
+        self.publish_goal(q)
 
 
 def main(argv=None):
-    print("soarm_driver teleop: not implemented yet", file=sys.stderr)
-    return 1
+    rclpy.init(args=argv)
+    node = None
+    code = 0
+    try:
+        node = TeleopNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        if node.mode == "scripted" and node.episodes > 0:
+            spin = threading.Thread(target=executor.spin, daemon=True)
+            spin.start()
+            successes = node.run_session()
+            print(f"teleop: session done: {successes}/{node.episodes} episodes succeeded", flush=True)
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (RuntimeError, ValueError) as exc:
+        print(f"teleop: error: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        if node is not None:
+            if node.mode == "leader" and hasattr(node, "leader"):
+                node.leader.disconnect()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,18 +1,19 @@
 """MuJoCo simulation of the SO-101 as a driver backend, with the pick-the-cube task.
 
-Parameters (the `params` dict; every key optional, unknown keys ignored):
+Parameters (the `params` dict the driver builds; every key optional, unknown keys
+ignored; the driver passes its `sim.<key>` parameters here without the prefix):
 
-=====================  ===========================================================
-key                    meaning (default)
-=====================  ===========================================================
-``home_pose``          6 joint positions (rad) the arm starts in (``DEFAULT_HOME``)
-``seed``               seed of the first scene (0); later scenes come from reset_scene
-``randomize``          randomize the first scene (true)
-``sim.timestep``       physics step, s (0.002)
-``sim.cube_size``      cube edge, m (0.025)
-``sim.lift_height``    success height of the cube's bottom above the table, m (0.05)
-``sim.offscreen_width``/``sim.offscreen_height``  largest image size to render (640, 480)
-=====================  ===========================================================
+====================  ============================================================
+key                   meaning (default)
+====================  ============================================================
+``home_pose``         6 joint positions (rad) the arm starts in (``DEFAULT_HOME``)
+``cameras``           list of CameraSpec: sizes the offscreen buffer (640x480 min)
+``seed``              seed of the first scene (0); later scenes come from reset_scene
+``randomize``         randomize the first scene (true)
+``timestep``          physics step, s (0.002)
+``cube_size``         cube edge, m (0.025)
+``lift_height``       success height of the cube's bottom above the table, m (0.05)
+====================  ============================================================
 
 Task ("Pick up the cube and lift it"): a cube lies on the table in front of the arm,
 its position and yaw drawn from the seed (x 0.17..0.27 m, y -0.10..0.10 m from the
@@ -72,19 +73,22 @@ class SimBackend(RobotBackend):
     def __init__(self, params: dict | None = None):
         params = dict(params or {})
         self.config = SceneConfig(
-            timestep=float(params.get("sim.timestep", SceneConfig.timestep)),
-            cube_size=float(params.get("sim.cube_size", SceneConfig.cube_size)),
+            timestep=float(params.get("timestep", SceneConfig.timestep)),
+            cube_size=float(params.get("cube_size", SceneConfig.cube_size)),
         )
-        self.lift_height = float(params.get("sim.lift_height", DEFAULT_LIFT_HEIGHT))
+        if not (0 < self.config.timestep <= 0.01 and 0.01 <= self.config.cube_size <= 0.04):
+            raise ValueError("sim: timestep must be in (0, 0.01] s and cube_size in [0.01, 0.04] m")
+        self.lift_height = float(params.get("lift_height", DEFAULT_LIFT_HEIGHT))
         home = params.get("home_pose", DEFAULT_HOME)
         self.home = np.asarray(home if home is not None and len(home) else DEFAULT_HOME, float)
         if self.home.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(self.home)):
             raise ValueError(f"home_pose must be {len(JOINT_NAMES)} finite radians, got {home!r}")
         self.seed = int(params.get("seed", 0))
         self.randomize = bool(params.get("randomize", True))
+        cameras = list(params.get("cameras") or [])
         self._offscreen = (
-            int(params.get("sim.offscreen_width", 640)),
-            int(params.get("sim.offscreen_height", 480)),
+            max([640] + [int(c.width) for c in cameras]),
+            max([480] + [int(c.height) for c in cameras]),
         )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None

