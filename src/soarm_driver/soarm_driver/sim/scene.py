@@ -26,8 +26,8 @@ WRIST_CAMERA = "wrist"
 GRIPPER_SITE = "gripperframe"
 JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")
 #: Front camera position and the point it looks at (world, m).
-FRONT_POS = (0.50, -0.24, 0.40)
-FRONT_TARGET = (0.14, 0.0, 0.09)
+FRONT_POS = (0.45, -0.22, 0.30)
+FRONT_TARGET = (0.10, 0.0, 0.12)
 #: Wrist camera position and look-at point in the gripper-site frame (x along the
 #: jaws, z from the fixed towards the moving jaw), m: under the fixed jaw, looking
 #: past the jaw tips.
@@ -51,6 +51,8 @@ class SceneConfig:
     cube_nominal: tuple[float, float] = (0.22, 0.0)
     #: Physics timestep (s). 2 ms keeps grasps stable; a step costs ~15 us.
     timestep: float = 0.002
+    #: Mesh simplification cell (m) for cheap software rendering; 0 keeps the full meshes.
+    mesh_cell: float = 0.003
     #: Vertical field of view of both cameras (degrees).
     front_fovy: float = 50.0
     wrist_fovy: float = 70.0
@@ -84,6 +86,44 @@ def load_arm_spec() -> mujoco.MjSpec:
         geom.contype = 1
         geom.conaffinity = 1
     return spec
+
+
+def cluster_mesh(vert: np.ndarray, face: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Simplify a triangle mesh by vertex clustering on a grid of `cell` metres.
+
+    Vertices in one grid cell merge into their mean; faces that collapse or repeat are
+    dropped (winding kept). The official meshes have ~320k triangles, which software
+    rendering draws at ~100 ms a frame; at 3 mm they keep their shape with ~16k.
+    """
+    keys = np.floor(vert / cell).astype(np.int64)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    merged = np.zeros((counts.size, 3))
+    np.add.at(merged, inverse, vert)
+    merged /= counts[:, None]
+    faces = inverse[face]
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    faces = faces[keep]
+    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    return merged, faces[np.sort(first)]
+
+
+def simplify_meshes(spec: mujoco.MjSpec, cell: float) -> None:
+    """Replace every mesh of `spec` (the official arm) by its vertex-clustered version."""
+    model = load_arm_spec().compile()  # a separate copy: compiling `spec` would fill its mesh data
+    for i in range(model.nmesh):
+        v0, nv = model.mesh_vertadr[i], model.mesh_vertnum[i]
+        f0, nf = model.mesh_faceadr[i], model.mesh_facenum[i]
+        # Compiled vertices are re-centred on the mesh's centroid/principal axes: undo
+        # that so the new mesh is in the file's frame, as the geoms expect.
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, model.mesh_quat[i])
+        vert = model.mesh_vert[v0 : v0 + nv].astype(float) @ rot.reshape(3, 3).T + model.mesh_pos[i]
+        vert, face = cluster_mesh(vert, model.mesh_face[f0 : f0 + nf], cell)
+        mesh = spec.mesh(model.mesh(i).name)
+        mesh.file = ""
+        mesh.uservert = vert.ravel().tolist()
+        mesh.userface = face.ravel().tolist()
 
 
 def load_kinematic_arm_spec() -> mujoco.MjSpec:
@@ -127,6 +167,8 @@ def build_scene(config: SceneConfig = SceneConfig(), offscreen_size: tuple[int, 
     offscreen_size: (width, height) of the largest image that will be rendered.
     """
     spec = load_arm_spec()
+    if config.mesh_cell > 0:
+        simplify_meshes(spec, config.mesh_cell)
     spec.modelname = "soarm_sim_pick_cube"
     spec.option.timestep = config.timestep
     # Cheap, stable contacts for a small grasped cube.

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Benchmark of the MuJoCo sim backend and the scripted expert (prints numbers, asserts nothing).
+
+    python benchmarks/bench_sim.py                 # all sections, 20 expert seeds
+    python benchmarks/bench_sim.py --seeds 50 --skip-render
+
+Measures: render time per frame for each camera and size, physics steps/s, the cost of
+one 30 Hz demo tick (1/30 s of physics + two 128x96 cameras), the scripted expert's
+success rate, time to success and per-command cost over --seeds scenes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "soarm_driver"))
+
+import numpy as np  # noqa: E402
+
+from soarm_driver.backends.base import CameraSpec  # noqa: E402
+from soarm_driver.sim.backend import SimBackend  # noqa: E402
+from soarm_driver.sim.expert import ScriptedExpert  # noqa: E402
+from soarm_driver.sim.scene import CUBE  # noqa: E402
+
+SIZES = [(128, 96), (320, 240), (640, 480)]
+
+
+def bench_render(sim: SimBackend, frames: int) -> None:
+    print("== rendering (MUJOCO_GL=%s, no shadows, no multisampling)" % os.environ["MUJOCO_GL"])
+    for width, height in SIZES:
+        for cam in ("front", "wrist"):
+            spec = [CameraSpec(cam, width, height)]
+            sim.capture_frames(spec)  # renderer creation, warm-up
+            t0 = time.perf_counter()
+            for _ in range(frames):
+                sim.capture_frames(spec)
+            ms = (time.perf_counter() - t0) / frames * 1000
+            print(f"  {cam:5s} {width}x{height}: {ms:6.1f} ms/frame  ({1000 / ms:5.1f} fps)")
+
+
+def bench_physics(sim: SimBackend, seconds: float) -> None:
+    print("== physics")
+    sim.write_goal_positions(np.array([0.3, -0.5, 0.6, 0.8, 0.2, 0.5]))
+    steps = int(seconds / sim.model.opt.timestep)
+    t0 = time.perf_counter()
+    sim.advance(seconds)
+    wall = time.perf_counter() - t0
+    print(f"  timestep {sim.model.opt.timestep * 1000:g} ms: {steps / wall:,.0f} steps/s "
+          f"= {seconds / wall:,.0f}x real time (arm moving, cube on the table)")
+
+
+def bench_demo_tick(sim: SimBackend, ticks: int) -> None:
+    print("== demo tick: 1/30 s physics + front and wrist at 128x96")
+    cams = [CameraSpec("front", 128, 96), CameraSpec("wrist", 128, 96)]
+    sim.capture_frames(cams)
+    t0 = time.perf_counter()
+    for _ in range(ticks):
+        sim.advance(1 / 30)
+        sim.capture_frames(cams)
+    ms = (time.perf_counter() - t0) / ticks * 1000
+    print(f"  {ms:.1f} ms per tick (budget at 30 Hz real time: 33.3 ms) -> max real-time factor {33.3 / ms:.2f}")
+
+
+def bench_expert(seeds: int, first_seed: int) -> None:
+    print(f"== scripted expert on {seeds} seeds ({first_seed}..{first_seed + seeds - 1}), driving SimBackend at 30 Hz")
+    expert = ScriptedExpert()
+    results, cmd_ms = [], []
+    for seed in range(first_seed, first_seed + seeds):
+        sim = SimBackend({"seed": seed})
+        sim.connect()
+        sim.advance(0.3)
+        pos, quat = sim.object_poses()[CUBE]
+        expert.start(pos, quat, sim.read_positions())
+        t, success_at = 0.0, None
+        while t < expert.duration + 1.0 and success_at is None:
+            c0 = time.perf_counter()
+            goal = expert.command(t)
+            cmd_ms.append((time.perf_counter() - c0) * 1000)
+            sim.write_goal_positions(goal)
+            sim.advance(1 / 30)
+            t += 1 / 30
+            if sim.task_outcome() == "success":
+                success_at = t
+        results.append(success_at)
+        sim.disconnect()
+    ok = [r for r in results if r is not None]
+    print(f"  success rate: {len(ok)}/{seeds} = {100 * len(ok) / seeds:.0f} %")
+    if ok:
+        print(f"  time to success: mean {statistics.mean(ok):.2f} s, min {min(ok):.2f}, max {max(ok):.2f} "
+              f"(~{statistics.mean(ok) * 30:.0f} frames at 30 fps; planned motion {expert.duration:.1f} s)")
+    print(f"  expert command: mean {statistics.mean(cmd_ms):.2f} ms, p95 {np.percentile(cmd_ms, 95):.2f} ms, max {max(cmd_ms):.1f} ms")
+    failed = [first_seed + i for i, r in enumerate(results) if r is None]
+    if failed:
+        print(f"  failed seeds: {failed}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=20, help="expert episodes (default 20)")
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--frames", type=int, default=30, help="frames per render measurement")
+    parser.add_argument("--skip-render", action="store_true")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    sim = SimBackend({"seed": 0})
+    sim.connect()
+    print(f"model build + connect: {time.perf_counter() - t0:.2f} s")
+    if not args.skip_render:
+        bench_render(sim, args.frames)
+    bench_physics(sim, 5.0)
+    bench_demo_tick(sim, 60)
+    sim.disconnect()
+    bench_expert(args.seeds, args.first_seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
