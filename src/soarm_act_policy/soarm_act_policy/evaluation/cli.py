@@ -1,7 +1,109 @@
-"""evaluation/cli (not implemented yet)."""
+"""`evaluate`: run N closed-loop episodes of the running policy node against the running driver.
+
+Start the driver (sim backend by default) and the policy node (with a checkpoint) first:
+
+    evaluate --num-episodes 10 --episode-time 30 --output-dir outputs/eval_run1
+
+Writes <output-dir>/eval_report.json and eval_report.png and prints the success rate.
+To keep the evaluation episodes as bags too, run the recorder alongside (it records every
+episode from STARTED to ENDED), then convert them with bag_to_lerobot.
+Extra ROS arguments go after --ros-args (e.g. a namespace: --ros-args -r __ns:=/arm1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
 import sys
+import time
+from pathlib import Path
+
+from .report import REPORT_JSON, REPORT_PNG, summarize, write_json, write_plot
 
 
-def main(argv=None):
-    print("soarm_act_policy evaluation/cli: not implemented yet", file=sys.stderr)
-    return 1
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-episodes", type=int, default=10, help="episodes to run (default: 10)")
+    p.add_argument("--episode-time", type=float, default=60.0,
+                   help="max policy time per episode, s of node clock (sim time with use_sim_time) (default: 60)")
+    p.add_argument("--reset-time", type=float, default=60.0,
+                   help="max time for the driver's reset (home + new scene) between episodes, s (default: 60)")
+    p.add_argument("--hold-time", type=float, default=1.0, help="pause after each episode with the arm holding, s (default: 1)")
+    p.add_argument("--task-description", default="",
+                   help="task text for the episodes (default: the driver's task)")
+    p.add_argument("--fps", type=float, default=30.0, help="rate at which evaluate checks for success/timeout, Hz (default: 30)")
+    p.add_argument("--seed", type=int, default=1000,
+                   help="scene seed of episode 0; episode i uses seed+i (default: 1000, apart from demo seeds)")
+    p.add_argument("--no-randomize", dest="randomize", action="store_false", help="nominal scene instead of a random one")
+    p.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=True,
+                   help="follow /clock (sim); --no-use-sim-time on real hardware (default: on)")
+    p.add_argument("--enable-driver", action=argparse.BooleanOptionalAction, default=True,
+                   help="call driver/enable true before the first episode (default: on)")
+    p.add_argument("--service-timeout", type=float, default=30.0, help="max wait for a service, s (default: 30)")
+    p.add_argument("--output-dir", type=Path, default=None,
+                   help="where the report goes (default: outputs/eval/<date>_<time>)")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG plot")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args = []
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        argv, ros_args = argv[:i], argv[i:]
+    args = build_parser().parse_args(argv)
+    for name in ("num_episodes", "episode_time", "reset_time", "fps"):
+        if getattr(args, name) <= 0:
+            print(f"evaluate: error: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
+            return 2
+    out = args.output_dir or Path("outputs/eval") / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+    from .client import EvalClient, EvalSettings, EvaluationError, JOINT_NAMES
+
+    settings = EvalSettings(
+        num_episodes=args.num_episodes, episode_time=args.episode_time, reset_time=args.reset_time,
+        hold_time=args.hold_time, task_description=args.task_description, fps=args.fps, seed=args.seed,
+        randomize=args.randomize, use_sim_time=args.use_sim_time, enable_driver=args.enable_driver,
+        service_timeout=args.service_timeout,
+    )
+    client = EvalClient(settings, args=["evaluate", *ros_args] if ros_args else None)
+    episodes = []
+    rc = 0
+    t_start = time.monotonic()
+    try:
+        client.prepare()
+        for i in range(args.num_episodes):
+            client.log(f"episode {i + 1}/{args.num_episodes} (seed {args.seed + i}) ...")
+            r = client.run_episode(i)
+            episodes.append(r)
+            ok = sum(e.success for e in episodes)
+            what = (f"SUCCESS after {r.time_to_success:.1f} s" if r.success else
+                    f"error: {r.error}" if r.error else f"FAILURE (timeout {args.episode_time:.0f} s)")
+            lat = r.latency.get("median")
+            client.log(f"episode {i + 1}/{args.num_episodes}: {what}; inference median "
+                       f"{lat * 1000:.0f} ms" if lat is not None else f"episode {i + 1}/{args.num_episodes}: {what}")
+            client.log(f"running success rate {ok}/{len(episodes)}")
+    except EvaluationError as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        rc = 1
+    except KeyboardInterrupt:
+        print("evaluate: interrupted; writing the report of the finished episodes", file=sys.stderr)
+        rc = 130
+    finally:
+        all_lat = list(client.all_latencies)
+        client.close()
+    report = summarize(episodes, all_lat, {**vars(args), "output_dir": str(out), "wall_time_s": round(time.monotonic() - t_start, 1)})
+    json_path = write_json(report, out / REPORT_JSON)
+    if args.plot and episodes:
+        write_plot(episodes, all_lat, JOINT_NAMES, out / REPORT_PNG,
+                   title=f"success rate {report['successes']}/{report['num_episodes']}")
+    print(f"[evaluate] success rate: {report['successes']}/{report['num_episodes']} "
+          f"({100 * report['success_rate']:.0f} %); report: {json_path}", flush=True)
+    if rc == 0 and (not episodes or all(e.error for e in episodes)):
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Evaluation results -> JSON report + PNG plot (ROS-free).
+
+The report (``eval_report.json``) holds the run's settings, the success rate and, per
+episode: seed, success, time to success, policy inference latency stats (from
+``policy_status``), skipped control steps. The plot (``eval_report.png``) shows success per
+episode, the joint trajectories of one episode and the inference latency histogram.
+Files are written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPORT_JSON = "eval_report.json"
+REPORT_PNG = "eval_report.png"
+
+
+@dataclass
+class EpisodeResult:
+    index: int  # evaluation episode number, 0..N-1
+    seed: int
+    episode_index: int = -1  # the driver's episode index
+    task: str = ""
+    success: bool = False
+    time_to_success: float | None = None  # s after the policy was enabled (node clock)
+    duration: float = 0.0  # s the policy ran (node clock)
+    latency: dict = field(default_factory=dict)  # inference latency stats, s
+    skipped: dict = field(default_factory=dict)  # skipped control steps during the episode
+    control_steps: int = 0
+    error: str | None = None
+    # not written to JSON: for the plot
+    trajectory_t: list = field(default_factory=list, repr=False)
+    trajectory_q: list = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("trajectory_t")
+        d.pop("trajectory_q")
+        return d
+
+
+def latency_stats(values: list[float]) -> dict:
+    vals = sorted(v for v in values if v is not None and math.isfinite(v))
+    if not vals:
+        return {"count": 0}
+
+    def pct(p):
+        k = (len(vals) - 1) * p
+        lo, hi = math.floor(k), math.ceil(k)
+        return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+    return {
+        "count": len(vals),
+        "mean": sum(vals) / len(vals),
+        "median": pct(0.5),
+        "p95": pct(0.95),
+        "max": vals[-1],
+    }
+
+
+def summarize(episodes: list[EpisodeResult], all_latencies: list[float], settings: dict) -> dict:
+    n = len(episodes)
+    successes = [e for e in episodes if e.success]
+    times = [e.time_to_success for e in successes if e.time_to_success is not None]
+    skipped_total: dict[str, int] = {}
+    for e in episodes:
+        for k, v in e.skipped.items():
+            skipped_total[k] = skipped_total.get(k, 0) + int(v)
+    return {
+        "num_episodes": n,
+        "successes": len(successes),
+        "success_rate": (len(successes) / n) if n else 0.0,
+        "mean_time_to_success": (sum(times) / len(times)) if times else None,
+        "latency": latency_stats(all_latencies),
+        "skipped_total": skipped_total,
+        "errors": sum(1 for e in episodes if e.error),
+        "settings": settings,
+        "episodes": [e.to_json() for e in episodes],
+    }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(report: dict, path: Path) -> Path:
+    _atomic_write_bytes(path, (json.dumps(report, indent=2) + "\n").encode())
+    return path
+
+
+def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_names, path: Path, title: str = "") -> Path:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    ax = axes[0]
+    idx = [e.index for e in episodes]
+    colors = ["tab:green" if e.success else "tab:red" for e in episodes]
+    heights = [e.time_to_success if e.success and e.time_to_success is not None else e.duration for e in episodes]
+    ax.bar(idx, heights, color=colors)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("time to success (green) / episode time (red), s")
+    n_ok = sum(e.success for e in episodes)
+    ax.set_title(f"success {n_ok}/{len(episodes)}")
+
+    ax = axes[1]
+    shown = next((e for e in episodes if e.success and e.trajectory_t), None) or next(
+        (e for e in episodes if e.trajectory_t), None
+    )
+    if shown is not None:
+        t0 = shown.trajectory_t[0]
+        ts = [t - t0 for t in shown.trajectory_t]
+        for j, name in enumerate(joint_names):
+            ax.plot(ts, [q[j] for q in shown.trajectory_q], label=name)
+        ax.legend(fontsize=7, loc="best")
+        ax.set_title(f"joint positions, episode {shown.index} ({'success' if shown.success else 'failure'})")
+    else:
+        ax.set_title("joint positions (no data)")
+    ax.set_xlabel("time, s")
+    ax.set_ylabel("rad")
+
+    ax = axes[2]
+    lat_ms = [v * 1000 for v in all_latencies if v is not None and math.isfinite(v)]
+    if lat_ms:
+        ax.hist(lat_ms, bins=30, color="tab:blue")
+    ax.set_xlabel("inference latency, ms")
+    ax.set_ylabel("count")
+    ax.set_title(f"policy inference latency (n={len(lat_ms)})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    _atomic_write_bytes(path, buf.getvalue())
+    return path
