@@ -1,7 +1,330 @@
-"""policy_node (not implemented yet)."""
+"""policy: run a LeRobot ACT checkpoint as joint trajectory commands.
+
+Thin ROS layer over `control_loop.ControlLoop` (tick logic), `checkpoint` (loading and
+feature checks) and `observation` (ROS -> features, actions -> radians). Topics,
+services and parameters: docs/interfaces.md, section "policy".
+"""
+
+from __future__ import annotations
+
 import sys
+import threading
+
+import rclpy
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from soarm_msgs.msg import EpisodeEvent, PolicyStatus
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
+
+from .checkpoint import (
+    CheckpointError, LoadedPolicy, check_compatible, load_config, read_spec, resolve_checkpoint,
+)
+from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot
+from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
+from .units import JOINT_NAMES, UNITS
+
+JOINT_TOPIC = "joint_states"
+
+SENSOR_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+)
+EVENTS_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST, depth=10,
+)
+
+P = ParameterType
+PARAMETERS = [
+    # name, default, type, description
+    ("checkpoint", "", P.PARAMETER_STRING,
+     "LeRobot ACT checkpoint: a pretrained_model directory (or a training output / checkpoints/<step> "
+     "directory holding one), or a Hugging Face hub id already in the local cache. Safetensors only."),
+    ("device", "auto", P.PARAMETER_STRING, "Torch device: auto (cuda, then mps, then cpu), cpu, cuda[:N], mps."),
+    ("mode", "ensemble", P.PARAMETER_STRING,
+     "ensemble: predict every tick, temporal ensembling; chunk: predict every n_action_steps and play the "
+     "chunk; async: inference on a worker thread, chunks blended on the step timeline (slow CPU, remote GPU)."),
+    ("control_rate_hz", 30.0, P.PARAMETER_DOUBLE, "Control tick rate, Hz (the dataset's fps)."),
+    ("ensemble_coeff", 0.01, P.PARAMETER_DOUBLE,
+     "Temporal ensembling m: weights w_i = exp(-m*i), w_0 the oldest prediction (ensemble, async)."),
+    ("n_action_steps", 0, P.PARAMETER_INTEGER,
+     "chunk mode: actions played per prediction; 0 = the checkpoint's n_action_steps."),
+    ("max_observation_age", 0.25, P.PARAMETER_DOUBLE,
+     "Hold (and count a skip) when the newest joint state or camera frame is older than this, s."),
+    ("cameras", ["front", "wrist"], P.PARAMETER_STRING_ARRAY,
+     "Camera names: topic cameras/<name>/image_raw feeds observation.images.<name>."),
+    ("camera_keys", [], P.PARAMETER_STRING_ARRAY,
+     "Optional renames '<camera>:<feature suffix>', e.g. 'front:top' feeds observation.images.top."),
+    ("joint_names", list(JOINT_NAMES), P.PARAMETER_STRING_ARRAY,
+     "Order of the checkpoint's state/action vectors; joint states are matched by name."),
+    ("units", "radians", P.PARAMETER_STRING,
+     "Checkpoint joint units: radians (our datasets), lerobot_degrees (LeRobot SO-101: degrees, gripper "
+     "0..100), lerobot_range100 (legacy: -100..100, gripper 0..100)."),
+    ("joint_ranges", [], P.PARAMETER_DOUBLE_ARRAY,
+     "Calibrated [min, max] radians per joint (2 values per joint, joint_names order) for the lerobot_* "
+     "units; empty = SO-101 URDF limits."),
+    ("resize_images", False, P.PARAMETER_BOOL, "Resize camera frames to the checkpoint's image size."),
+    ("image_size", [], P.PARAMETER_INTEGER_ARRAY,
+     "[width, height] the cameras publish, checked against the checkpoint at start; empty = checked per frame."),
+    ("trajectory_horizon", 10, P.PARAMETER_INTEGER,
+     "Points per published JointTrajectory: the current step and the next planned ones."),
+    ("warmup", True, P.PARAMETER_BOOL, "Run two inferences on zeros before the first tick."),
+    ("torch_threads", 0, P.PARAMETER_INTEGER, "torch.set_num_threads; 0 = torch's default."),
+    ("publish_planned_path", True, P.PARAMETER_BOOL,
+     "Publish policy/planned_path (end-effector path of the plan, needs soarm_act_policy.kinematics)."),
+    ("planned_path_frame", "base_link", P.PARAMETER_STRING, "Frame of policy/planned_path."),
+]
+
+
+def stamp_seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def duration(seconds: float) -> Duration:
+    ns = int(round(seconds * 1e9))
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__("policy")
+        for name, default, ptype, desc in PARAMETERS:
+            self.declare_parameter(name, default, ParameterDescriptor(type=ptype, description=desc, read_only=True))
+        p = {name: self.get_parameter(name).value for name, *_ in PARAMETERS}
+        self.params = p
+
+        joints = list(p["joint_names"])
+        ranges = list(p["joint_ranges"])
+        if ranges and len(ranges) != 2 * len(joints):
+            raise CheckpointError(f"joint_ranges needs 2 values per joint ({2 * len(joints)}), got {len(ranges)}")
+        if p["units"] not in UNITS:
+            raise CheckpointError(f"units must be one of {', '.join(UNITS)}; got {p['units']!r}")
+        self.mapping = ObservationMapping(
+            cameras=tuple(p["cameras"]), joint_names=tuple(joints), units=p["units"],
+            camera_keys=parse_camera_keys(p["camera_keys"]), resize=p["resize_images"],
+            joint_ranges={j: (ranges[2 * i], ranges[2 * i + 1]) for i, j in enumerate(joints)} if ranges else {},
+        )
+        if p["torch_threads"] > 0:
+            import torch
+
+            torch.set_num_threads(int(p["torch_threads"]))
+
+        path = resolve_checkpoint(p["checkpoint"])
+        config = load_config(path)
+        spec = read_spec(config)
+        check_compatible(spec, self.mapping, tuple(p["image_size"]) if p["image_size"] else None)
+        self.get_logger().info(f"loading checkpoint {path}")
+        self.model = LoadedPolicy(path, p["device"], config)
+        self.builder = ObservationBuilder(self.mapping, spec.image_shapes)
+        if p["warmup"]:
+            lat = self.model.warmup()
+            self.get_logger().info(f"warm-up inference on {self.model.device}: {lat * 1000:.0f} ms")
+
+        self.period = 1.0 / float(p["control_rate_hz"])
+        self.loop = ControlLoop(
+            LoopConfig(
+                mode=p["mode"], chunk_size=spec.chunk_size,
+                n_action_steps=int(p["n_action_steps"]) or spec.n_action_steps,
+                ensemble_coeff=float(p["ensemble_coeff"]), max_observation_age=float(p["max_observation_age"]),
+                horizon=int(p["trajectory_horizon"]), action_dim=len(joints),
+            ),
+            self._predict,
+        )
+        self._lock = threading.Lock()
+        self._joint_msg = None
+        self._joint_stamp = None
+        self._images = {c: None for c in self.mapping.cameras}
+        self._image_stamps = {c: None for c in self.mapping.cameras}
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointState, JOINT_TOPIC, self._on_joints, SENSOR_QOS, callback_group=inputs)
+        for cam in self.mapping.cameras:
+            self.create_subscription(
+                Image, image_topic(cam), lambda m, c=cam: self._on_image(c, m), SENSOR_QOS, callback_group=inputs
+            )
+        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS, callback_group=inputs)
+        self.traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
+        self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=inputs)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=inputs)
+        self.create_timer(self.period, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self._kinematics = None
+        self._kinematics_warned = False
+        self.get_logger().info(
+            f"policy ready: mode {p['mode']}, {p['control_rate_hz']:.1f} Hz, chunk {spec.chunk_size}, "
+            f"cameras {dict(self.mapping.image_keys)}, units {p['units']}, device {self.model.device}; "
+            f"holding until ~/enable true"
+        )
+
+    # ---- inputs ---------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _msg_time(self, header) -> float:
+        t = stamp_seconds(header.stamp)
+        return t if t > 0 else self._now()  # unstamped publishers: arrival time
+
+    def _on_joints(self, msg: JointState):
+        self._joint_msg, self._joint_stamp = msg, self._msg_time(msg.header)
+
+    def _on_image(self, camera: str, msg: Image):
+        self._images[camera], self._image_stamps[camera] = msg, self._msg_time(msg.header)
+
+    def _on_event(self, msg: EpisodeEvent):
+        with self._lock:
+            if msg.kind == EpisodeEvent.STARTED:
+                self.loop.episode_started()
+                self.get_logger().info(f"episode {msg.episode_index} started: policy state cleared")
+            elif msg.kind in (EpisodeEvent.SUCCESS, EpisodeEvent.FAILURE, EpisodeEvent.ENDED, EpisodeEvent.RESET):
+                kind = {1: "SUCCESS", 2: "FAILURE", 3: "RESET", 4: "ENDED"}[msg.kind]
+                self.loop.episode_over(f"episode {msg.episode_index} {kind}: waiting for the next STARTED")
+
+    def _on_enable(self, request, response):
+        with self._lock:
+            self.loop.set_enabled(request.data)
+        response.success = True
+        response.message = "running" if request.data else "holding"
+        self.get_logger().info(f"enable {request.data}: {response.message}")
+        return response
+
+    def _on_reset(self, request, response):
+        with self._lock:
+            self.loop.reset()
+        response.success = True
+        response.message = "policy state cleared"
+        return response
+
+    def _predict(self, payload):
+        joint_msg, images = payload
+        obs = self.builder.build(joint_msg, images)
+        return self.builder.actions_to_radians(self.model.predict_chunk(obs))
+
+    # ---- the tick -------------------------------------------------------------------
+    def _tick(self):
+        stamps = {JOINT_TOPIC: self._joint_stamp}
+        stamps.update({image_topic(c): self._image_stamps[c] for c in self.mapping.cameras})
+        payload = (self._joint_msg, dict(self._images))
+        with self._lock:
+            now = self._now()
+            result = self.loop.tick(now, Snapshot(stamps, payload))
+        stamp = self.get_clock().now().to_msg()
+        if result.state == RUNNING:
+            self._publish_plan(stamp, result.plan)
+        elif result.hold_started and self._joint_msg is not None:
+            self._publish_hold(stamp)
+        if result.state == ERROR and result.hold_started:
+            self.get_logger().error(result.hold_reason)
+        self._publish_status(stamp, result)
+
+    def _publish_plan(self, stamp, plan):
+        msg = JointTrajectory()
+        msg.header.stamp = stamp
+        msg.joint_names = list(self.mapping.joint_names)
+        for k, q in enumerate(plan):
+            msg.points.append(
+                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration((k + 1) * self.period))
+            )
+        self.traj_pub.publish(msg)
+        if self.params["publish_planned_path"]:
+            self._publish_path(stamp, plan)
+
+    def _publish_hold(self, stamp):
+        """One point at the measured position: the arm stops where it is."""
+        try:
+            q = self.builder.state(self._joint_msg)
+        except KeyError:
+            return
+        msg = JointTrajectory()
+        msg.header.stamp = stamp
+        msg.joint_names = list(self.mapping.joint_names)
+        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration(self.period)))
+        self.traj_pub.publish(msg)
+
+    def _publish_path(self, stamp, plan):
+        if self._kinematics is None:
+            try:
+                from . import kinematics
+
+                self._kinematics = kinematics
+            except ImportError as e:
+                if not self._kinematics_warned:
+                    self._kinematics_warned = True
+                    self.get_logger().warning(f"policy/planned_path not published: {e}")
+                return
+        try:
+            xyz = self._kinematics.end_effector_positions(plan)
+        except Exception as e:  # noqa: BLE001 - visualisation must never stop control
+            if not self._kinematics_warned:
+                self._kinematics_warned = True
+                self.get_logger().warning(f"policy/planned_path not published: {type(e).__name__}: {e}")
+            return
+        m = Marker()
+        m.header.stamp = stamp
+        m.header.frame_id = self.params["planned_path_frame"]
+        m.ns = "planned_path"
+        m.id = 0
+        m.type = Marker.LINE_STRIP
+        m.action = Marker.ADD
+        m.pose.orientation.w = 1.0
+        m.scale.x = 0.005
+        m.color.r, m.color.g, m.color.b, m.color.a = 0.1, 0.8, 0.2, 1.0
+        m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in xyz]
+        self.path_pub.publish(MarkerArray(markers=[m]))
+
+    def _publish_status(self, stamp, result):
+        c = self.loop.counters
+        s = PolicyStatus()
+        s.header.stamp = stamp
+        s.state = result.state
+        s.hold_reason = result.hold_reason
+        s.mode = self.loop.cfg.mode
+        s.inference_latency = float(self.loop.last_latency)
+        s.observation_age = float(result.observation_age)
+        s.num_blended = int(result.num_blended)
+        s.chunk_index = int(result.chunk_index)
+        s.steps = c.steps
+        s.skipped_stale = c.skipped_stale
+        s.skipped_missing = c.skipped_missing
+        s.skipped_no_action = c.skipped_no_action
+        self.status_pub.publish(s)
+
+    def destroy_node(self):
+        self.loop.close()
+        return super().destroy_node()
 
 
 def main(argv=None):
-    print("soarm_act_policy policy_node: not implemented yet", file=sys.stderr)
-    return 1
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = PolicyNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (CheckpointError, ValueError) as e:
+        msg = f"policy: refusing to start: {e}"
+        if node is not None:
+            node.get_logger().fatal(msg)
+        print(msg, file=sys.stderr, flush=True)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
