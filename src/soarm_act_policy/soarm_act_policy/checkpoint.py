@@ -11,6 +11,7 @@ weights is refused.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,19 +88,29 @@ class CheckpointSpec:
     n_action_steps: int
 
 
-def read_spec(config) -> CheckpointSpec:
-    """From a LeRobot PreTrainedConfig."""
-    state = config.input_features.get(STATE_KEY)
-    action = config.output_features.get(ACTION_KEY)
-    return CheckpointSpec(
-        policy_type=config.type,
-        state_shape=tuple(state.shape) if state else None,
-        action_shape=tuple(action.shape) if action else None,
-        image_shapes={k: tuple(f.shape) for k, f in config.image_features.items()},
-        has_env_state=config.env_state_feature is not None,
-        chunk_size=int(getattr(config, "chunk_size", 1)),
-        n_action_steps=int(getattr(config, "n_action_steps", 1)),
-    )
+def read_spec(path: Path) -> CheckpointSpec:
+    """What the checkpoint expects, from its config.json alone (fast: no torch, no LeRobot)."""
+    file = Path(path) / CONFIG
+    try:
+        cfg = json.loads(file.read_text())
+        inputs = cfg.get("input_features") or {}
+        outputs = cfg.get("output_features") or {}
+
+        def shape(features, key):
+            f = features.get(key)
+            return tuple(int(v) for v in f["shape"]) if f else None
+
+        return CheckpointSpec(
+            policy_type=str(cfg.get("type")),
+            state_shape=shape(inputs, STATE_KEY),
+            action_shape=shape(outputs, ACTION_KEY),
+            image_shapes={k: shape(inputs, k) for k, f in inputs.items() if f.get("type") == "VISUAL"},
+            has_env_state=any(f.get("type") == "ENV" for f in inputs.values()),
+            chunk_size=int(cfg.get("chunk_size", 1)),
+            n_action_steps=int(cfg.get("n_action_steps", 1)),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"cannot read the features in {file}: {type(e).__name__}: {e}") from None
 
 
 def check_compatible(spec: CheckpointSpec, mapping: ObservationMapping, image_size: tuple[int, int] | None = None):
@@ -186,7 +197,7 @@ class LoadedPolicy:
         self.path = Path(path)
         self.device = pick_device(device)
         config = config if config is not None else load_config(self.path)
-        self.spec = read_spec(config)
+        self.spec = read_spec(self.path)
         if self.spec.policy_type != "act":
             raise CheckpointError(f"{self.path} holds a {self.spec.policy_type!r} policy; this node runs ACT")
         config.device = self.device

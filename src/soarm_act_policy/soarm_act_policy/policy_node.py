@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import replace
 
 import rclpy
 from builtin_interfaces.msg import Duration
@@ -25,7 +26,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from .checkpoint import (
-    CheckpointError, LoadedPolicy, check_compatible, load_config, read_spec, resolve_checkpoint,
+    CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
 from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
@@ -118,11 +119,10 @@ class PolicyNode(Node):
             torch.set_num_threads(int(p["torch_threads"]))
 
         path = resolve_checkpoint(p["checkpoint"])
-        config = load_config(path)
-        spec = read_spec(config)
+        spec = read_spec(path)  # checked before torch and LeRobot load: a mismatch fails fast
         check_compatible(spec, self.mapping, tuple(p["image_size"]) if p["image_size"] else None)
         self.get_logger().info(f"loading checkpoint {path}")
-        self.model = LoadedPolicy(path, p["device"], config)
+        self.model = LoadedPolicy(path, p["device"])
         self.builder = ObservationBuilder(self.mapping, spec.image_shapes)
         if p["warmup"]:
             lat = self.model.warmup()
@@ -216,6 +216,7 @@ class PolicyNode(Node):
         with self._lock:
             now = self._now()
             result = self.loop.tick(now, Snapshot(stamps, payload))
+            counters = replace(self.loop.counters)
         stamp = self.get_clock().now().to_msg()
         if result.state == RUNNING:
             self._publish_plan(stamp, result.plan)
@@ -223,7 +224,7 @@ class PolicyNode(Node):
             self._publish_hold(stamp)
         if result.state == ERROR and result.hold_started:
             self.get_logger().error(result.hold_reason)
-        self._publish_status(stamp, result)
+        self._publish_status(stamp, result, counters)
 
     def _publish_plan(self, stamp, plan):
         msg = JointTrajectory()
@@ -280,8 +281,7 @@ class PolicyNode(Node):
         m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in xyz]
         self.path_pub.publish(MarkerArray(markers=[m]))
 
-    def _publish_status(self, stamp, result):
-        c = self.loop.counters
+    def _publish_status(self, stamp, result, c):
         s = PolicyStatus()
         s.header.stamp = stamp
         s.state = result.state

@@ -1,0 +1,363 @@
+"""ROS-free core of the policy node: images, units, observation mapping, checkpoints, tick logic."""
+
+import math
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from soarm_act_policy.checkpoint import (
+    CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
+)
+from soarm_act_policy.control_loop import ERROR, HOLDING, RUNNING, ControlLoop, LoopConfig, Snapshot
+from soarm_act_policy.images import ImageFormatError, image_to_rgb, to_chw_float
+from soarm_act_policy.observation import (
+    ObservationBuilder, ObservationMapping, joint_vector, parse_camera_keys,
+)
+from soarm_act_policy.random_checkpoint import cached_random_checkpoint
+from soarm_act_policy.units import JOINT_NAMES, URDF_LIMITS, JointUnits
+
+
+def image_msg(rgb: np.ndarray, encoding="rgb8", pad=0):
+    h, w, _ = rgb.shape
+    px = rgb[:, :, ::-1] if encoding == "bgr8" else rgb
+    rows = np.zeros((h, 3 * w + pad), np.uint8)
+    rows[:, : 3 * w] = px.reshape(h, 3 * w)
+    return SimpleNamespace(height=h, width=w, step=3 * w + pad, encoding=encoding, data=rows.tobytes())
+
+
+def joint_msg(names, positions):
+    return SimpleNamespace(name=list(names), position=list(positions))
+
+
+# ---- images -------------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "RGB8"])
+@pytest.mark.parametrize("pad", [0, 4])
+def test_image_encodings_and_row_padding(encoding, pad):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    out = image_to_rgb(image_msg(rgb, encoding.lower(), pad) if encoding != "RGB8" else
+                       SimpleNamespace(**{**vars(image_msg(rgb, "rgb8", pad)), "encoding": "RGB8"}))
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_image_view_shares_the_message_buffer():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    buf = bytearray(rgb.tobytes())
+    msg = SimpleNamespace(height=2, width=3, step=9, encoding="rgb8", data=buf)
+    out = image_to_rgb(msg)
+    buf[0] = 200  # writing the message buffer shows through: no copy was made
+    assert out[0, 0, 0] == 200
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "rgba8", "16UC1", "yuv422"])
+def test_other_encodings_are_refused_by_name(encoding):
+    msg = SimpleNamespace(height=2, width=2, step=8, encoding=encoding, data=bytes(16))
+    with pytest.raises(ImageFormatError, match=f"{encoding}.*rgb8 or bgr8"):
+        image_to_rgb(msg)
+
+
+def test_short_buffer_and_bad_step_are_refused():
+    with pytest.raises(ImageFormatError, match="expected height"):
+        image_to_rgb(SimpleNamespace(height=4, width=2, step=6, encoding="rgb8", data=bytes(10)))
+    with pytest.raises(ImageFormatError, match="smaller than 3"):
+        image_to_rgb(SimpleNamespace(height=4, width=2, step=5, encoding="rgb8", data=bytes(40)))
+
+
+def test_to_chw_float_and_resize():
+    rgb = np.full((8, 10, 3), 255, np.uint8)
+    rgb[..., 1] = 0
+    t = to_chw_float(rgb)
+    assert tuple(t.shape) == (3, 8, 10) and float(t[0].min()) == 1.0 and float(t[1].max()) == 0.0
+    r = to_chw_float(rgb, (4, 5))
+    assert tuple(r.shape) == (3, 4, 5)
+    np.testing.assert_allclose(r[0].numpy(), 1.0, atol=1e-6)
+
+
+# ---- units --------------------------------------------------------------------------
+def test_radians_is_identity_and_degrees_convert():
+    q = np.array([0.1, -0.5, 1.0, 0.3, -2.0, 0.0])
+    np.testing.assert_array_equal(JointUnits("radians").to_policy(q), q)
+    deg = JointUnits("lerobot_degrees").to_policy(q)
+    np.testing.assert_allclose(deg[:5], np.degrees(q[:5]))
+    lo, hi = URDF_LIMITS["gripper"]
+    assert deg[5] == pytest.approx(100 * (0.0 - lo) / (hi - lo))
+
+
+def test_gripper_and_legacy_ranges_map_limits_to_ends():
+    lo = np.array([URDF_LIMITS[j][0] for j in JOINT_NAMES])
+    hi = np.array([URDF_LIMITS[j][1] for j in JOINT_NAMES])
+    u = JointUnits("lerobot_range100")
+    np.testing.assert_allclose(u.to_policy(lo), [-100] * 5 + [0], atol=1e-9)
+    np.testing.assert_allclose(u.to_policy(hi), [100] * 5 + [100], atol=1e-9)
+    d = JointUnits("lerobot_degrees")
+    assert d.to_policy(hi)[5] == pytest.approx(100.0) and d.to_policy(lo)[5] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("units", ["radians", "lerobot_degrees", "lerobot_range100"])
+def test_units_round_trip_on_chunks(units):
+    u = JointUnits(units, ranges={"gripper": (0.0, 1.5)})
+    chunk = np.random.default_rng(1).uniform(-1, 1, (20, 6))
+    np.testing.assert_allclose(u.to_radians(u.to_policy(chunk)), chunk, atol=1e-12)
+
+
+def test_unknown_units_are_refused():
+    with pytest.raises(ValueError, match="radians, lerobot_degrees, lerobot_range100"):
+        JointUnits("motor_ticks")
+
+
+# ---- observation mapping ------------------------------------------------------------
+def test_joints_are_matched_by_name():
+    names = list(reversed(JOINT_NAMES)) + ["extra"]
+    q = joint_vector(JOINT_NAMES, names, [6, 5, 4, 3, 2, 1, 99])
+    np.testing.assert_array_equal(q, [1, 2, 3, 4, 5, 6])
+    with pytest.raises(KeyError, match="gripper"):
+        joint_vector(JOINT_NAMES, JOINT_NAMES[:5], [0] * 5)
+
+
+def test_camera_keys_parameter_form():
+    assert parse_camera_keys(["front:top", "", "wrist:observation.images.hand"]) == {"front": "top", "wrist": "hand"}
+    with pytest.raises(ValueError, match="<camera>:<feature suffix>"):
+        parse_camera_keys(["front"])
+    with pytest.raises(ValueError, match="not configured"):
+        ObservationMapping(cameras=("front",), camera_keys={"side": "top"})
+
+
+def test_builder_maps_topics_units_and_sizes():
+    m = ObservationMapping(cameras=("front", "wrist"), camera_keys={"front": "top"}, units="lerobot_degrees")
+    shapes = {"observation.images.top": (3, 4, 6), "observation.images.wrist": (3, 4, 6)}
+    b = ObservationBuilder(m, shapes)
+    front = np.zeros((4, 6, 3), np.uint8)
+    front[..., 0] = 255
+    wrist = np.zeros((4, 6, 3), np.uint8)
+    obs = b.build(joint_msg(JOINT_NAMES, [0.5, 0, 0, 0, 0, 0]),
+                  {"front": image_msg(front, "rgb8"), "wrist": image_msg(wrist, "bgr8")})
+    assert set(obs) == {"observation.state", "observation.images.top", "observation.images.wrist"}
+    assert float(obs["observation.state"][0]) == pytest.approx(math.degrees(0.5), rel=1e-6)
+    assert float(obs["observation.images.top"][0].mean()) == 1.0 and float(obs["observation.images.top"][1:].max()) == 0
+    with pytest.raises(ImageFormatError, match="8x4 but the checkpoint's observation.images.top is 6x4.*resize_images"):
+        b.build(joint_msg(JOINT_NAMES, [0] * 6),
+                {"front": image_msg(np.zeros((4, 8, 3), np.uint8)), "wrist": image_msg(wrist)})
+    m.resize = True
+    obs = b.build(joint_msg(JOINT_NAMES, [0] * 6), {"front": image_msg(np.zeros((8, 12, 3), np.uint8)),
+                                                  "wrist": image_msg(wrist)})
+    assert tuple(obs["observation.images.top"].shape) == (3, 4, 6)
+
+
+# ---- checkpoints --------------------------------------------------------------------
+MEAN = [0.1, -0.2, 0.3, -0.4, 0.5, 0.6]
+
+
+@pytest.fixture(scope="session")
+def ckpt_root(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "policy_ckpts"
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(ckpt_root):
+    return cached_random_checkpoint(ckpt_root, "tiny_radians", action_mean=MEAN, action_std=[1e-4] * 6,
+                                    state_std=[0.5] * 6)
+
+
+def test_checkpoint_layout_is_lerobots(tiny_ckpt):
+    files = {p.name for p in tiny_ckpt.iterdir()}
+    assert {"config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json"} <= files
+    assert any(f.startswith("policy_preprocessor_step_") and f.endswith(".safetensors") for f in files)
+    assert not any(f.endswith((".bin", ".pt", ".pth", ".pkl")) for f in files)
+
+
+def test_resolve_accepts_output_dirs_and_refuses_clearly(tiny_ckpt, tmp_path):
+    assert resolve_checkpoint(str(tiny_ckpt)) == tiny_ckpt
+    out = tmp_path / "run"
+    (out / "checkpoints" / "last").mkdir(parents=True)
+    (out / "checkpoints" / "last" / "pretrained_model").symlink_to(tiny_ckpt)
+    assert resolve_checkpoint(str(out)).resolve() == tiny_ckpt.resolve()
+    with pytest.raises(CheckpointError, match="no checkpoint given"):
+        resolve_checkpoint("")
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        resolve_checkpoint("nobody/no-such-policy")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    for f in ("config.json", "policy_preprocessor.json", "policy_postprocessor.json", "pytorch_model.bin"):
+        (pickled / f).write_text("{}")
+    with pytest.raises(CheckpointError, match="model.safetensors.*pickled.*never unpickled"):
+        resolve_checkpoint(str(pickled))
+    (pickled / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="cannot read the features in .*config.json"):
+        read_spec(pickled)
+
+
+def test_feature_checks_name_the_mismatch(tiny_ckpt):
+    spec = read_spec(tiny_ckpt)
+    assert (spec.chunk_size, spec.n_action_steps, spec.policy_type) == (20, 20, "act")
+    assert spec.image_shapes == {"observation.images.front": (3, 96, 128), "observation.images.wrist": (3, 96, 128)}
+    check_compatible(spec, ObservationMapping())
+    check_compatible(spec, ObservationMapping(), image_size=(128, 96))
+    with pytest.raises(CheckpointError, match=r"needs \['observation.images.front'\].*\['side'\] feed"):
+        check_compatible(spec, ObservationMapping(cameras=("side", "wrist")))
+    # renaming fixes it
+    check_compatible(spec, ObservationMapping(cameras=("side", "wrist"), camera_keys={"side": "front"}))
+    with pytest.raises(CheckpointError, match=r"state observation.state has shape \(6,\), configured joints give \(5,\)"):
+        check_compatible(spec, ObservationMapping(joint_names=JOINT_NAMES[:5]))
+    with pytest.raises(CheckpointError, match="is 128x96.*cameras publish 640x480"):
+        check_compatible(spec, ObservationMapping(), image_size=(640, 480))
+    check_compatible(spec, ObservationMapping(resize=True), image_size=(640, 480))
+
+
+def test_loaded_policy_predicts_in_checkpoint_units(tiny_ckpt):
+    lp = LoadedPolicy(tiny_ckpt, "cpu")
+    chunk = lp.predict_chunk(lp.dummy_observation())
+    assert chunk.shape == (20, 6)
+    np.testing.assert_allclose(chunk, np.tile(MEAN, (20, 1)), atol=5e-3)  # std 1e-4 pins it to the mean
+    assert lp.last_latency > 0
+
+
+# ---- tick logic ---------------------------------------------------------------------
+class CountingPredictor:
+    """chunk[j] = [call index, j, ...]: shows which prediction each action came from."""
+
+    def __init__(self, chunk_size, delay=0.0):
+        self.calls = 0
+        self.chunk_size = chunk_size
+        self.delay = delay
+        self.payloads = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, payload):
+        self.release.wait(5)
+        time.sleep(self.delay)
+        self.payloads.append(payload)
+        self.calls += 1
+        c = np.zeros((self.chunk_size, 6))
+        c[:, 0] = self.calls
+        c[:, 1] = np.arange(self.chunk_size)
+        return c
+
+
+def fresh(now, streams=("joint_states", "cameras/front/image_raw")):
+    return Snapshot({s: now - 0.01 for s in streams}, payload=now)
+
+
+def make_loop(mode, chunk=5, n_action=5, **kw):
+    pred = CountingPredictor(chunk, kw.pop("delay", 0.0))
+    loop = ControlLoop(LoopConfig(mode=mode, chunk_size=chunk, n_action_steps=n_action, horizon=3,
+                                  max_observation_age=0.1, **kw), pred)
+    return loop, pred
+
+
+def test_starts_disabled_then_runs_and_counts():
+    loop, pred = make_loop("ensemble")
+    r = loop.tick(1.0, fresh(1.0))
+    assert r.state == HOLDING and "disabled" in r.hold_reason and r.plan is None and pred.calls == 0
+    loop.set_enabled(True)
+    for i in range(4):
+        r = loop.tick(2.0 + i, fresh(2.0 + i))
+        assert r.state == RUNNING and r.num_blended == i + 1 and r.chunk_index == i
+    assert pred.calls == 4 and loop.counters.steps == 4
+    assert r.plan.shape == (3, 6)
+    # step 3 gets predictions 1..4, each at index 3-k: blended with exp weights, oldest first
+    w = np.exp(-0.01 * np.arange(4))
+    np.testing.assert_allclose(r.plan[0, 0], (w * [1, 2, 3, 4]).sum() / w.sum())
+    np.testing.assert_allclose(r.plan[0, 1], (w * [3, 2, 1, 0]).sum() / w.sum())
+
+
+def test_stale_and_missing_observations_hold_and_count():
+    loop, pred = make_loop("ensemble")
+    loop.set_enabled(True)
+    r = loop.tick(1.0, Snapshot({"joint_states": 0.99, "cameras/wrist/image_raw": None}))
+    assert r.state == HOLDING and "cameras/wrist/image_raw" in r.hold_reason and loop.counters.skipped_missing == 1
+    r = loop.tick(2.0, Snapshot({"joint_states": 1.99, "cameras/wrist/image_raw": 1.5}))
+    assert r.state == HOLDING and loop.counters.skipped_stale == 1
+    assert r.hold_reason == "stale observation: cameras/wrist/image_raw is 0.50 s old (max 0.10 s)"
+    assert r.observation_age == pytest.approx(0.5) and pred.calls == 0
+    r = loop.tick(3.0, fresh(3.0))
+    assert r.state == RUNNING and r.chunk_index == 0  # a hold does not advance the timeline
+
+
+def test_chunk_mode_predicts_every_n_action_steps():
+    loop, pred = make_loop("chunk", chunk=6, n_action=4)
+    loop.set_enabled(True)
+    idx = []
+    for i in range(9):
+        r = loop.tick(float(i), fresh(float(i)))
+        idx.append(r.chunk_index)
+        assert r.num_blended == 1
+        assert r.plan[0, 0] == 1 + i // 4 and r.plan[0, 1] == i % 4
+        assert len(r.plan) == min(3, 4 - i % 4)  # only the executed part of the chunk is planned
+    assert idx == [0, 1, 2, 3, 0, 1, 2, 3, 0] and pred.calls == 3
+
+
+def test_reset_and_episode_events_clear_state():
+    loop, pred = make_loop("ensemble")
+    loop.set_enabled(True)
+    for i in range(3):
+        loop.tick(float(i), fresh(float(i)))
+    loop.episode_over("episode 0 SUCCESS: waiting for the next STARTED")
+    r = loop.tick(5.0, fresh(5.0))
+    assert r.state == HOLDING and "SUCCESS" in r.hold_reason and r.hold_started
+    assert loop.tick(6.0, fresh(6.0)).hold_started is False
+    loop.episode_started()
+    assert loop.counters.steps == 0
+    r = loop.tick(7.0, fresh(7.0))
+    assert r.state == RUNNING and r.num_blended == 1 and r.chunk_index == 0 and r.plan[0, 0] == 4
+    loop.tick(8.0, fresh(8.0))
+    loop.reset()
+    r = loop.tick(9.0, fresh(9.0))
+    assert r.num_blended == 1 and loop.counters.steps == 1
+    loop.set_enabled(False)
+    r = loop.tick(10.0, fresh(10.0))
+    assert r.state == HOLDING and r.hold_started
+
+
+def test_inference_error_is_an_error_state_until_reset():
+    def broken(payload):
+        raise RuntimeError("bad frame")
+
+    loop = ControlLoop(LoopConfig(mode="ensemble", chunk_size=4, n_action_steps=4, horizon=2), broken)
+    loop.set_enabled(True)
+    r = loop.tick(1.0, fresh(1.0))
+    assert r.state == ERROR and "RuntimeError: bad frame" in r.hold_reason
+    assert loop.tick(2.0, fresh(2.0)).state == ERROR
+    loop.reset()
+    assert loop.error == ""
+
+
+def test_async_never_waits_and_places_chunks_at_their_observation_step():
+    loop, pred = make_loop("async", chunk=8, n_action=8)
+    try:
+        loop.set_enabled(True)
+        pred.release.clear()  # inference "takes" until released
+        r = loop.tick(0.0, fresh(0.0))
+        assert r.state == HOLDING and "waiting for first chunk" in r.hold_reason
+        for i in range(3):  # the control loop keeps ticking while inference runs
+            assert loop.tick(0.1 * i, fresh(0.1 * i)).state == HOLDING
+        assert loop.counters.skipped_no_action == 4
+        pred.release.set()
+        deadline = time.monotonic() + 5
+        while loop.tick(1.0, fresh(1.0)).state != RUNNING:
+            assert time.monotonic() < deadline
+        # first chunk computed at step 0 (nothing executed yet): played from its start
+        assert pred.payloads[0] == 0.0
+        # now run; the next chunks start at later steps and are blended where they overlap
+        pred.delay = 0.05
+        plans = []
+        for i in range(40):
+            r = loop.tick(2.0 + i, fresh(2.0 + i))
+            if r.state == RUNNING:
+                plans.append((r.chunk_index, r.plan[0].copy(), r.num_blended))
+            time.sleep(0.01)
+        assert len(plans) >= 10 and max(n for *_, n in plans) >= 2
+        for step, action, n in plans:
+            if n == 1:  # one prediction: chunk index j == step - start, an integer >= 0
+                assert action[1] == int(action[1]) and action[1] >= 0
+    finally:
+        loop.close()
+
+
+def test_loop_config_is_validated():
+    with pytest.raises(ValueError, match="mode must be one of ensemble, chunk, async"):
+        LoopConfig(mode="fast")
+    with pytest.raises(ValueError, match="n_action_steps"):
+        LoopConfig(chunk_size=10, n_action_steps=11)

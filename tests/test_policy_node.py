@@ -1,0 +1,324 @@
+"""The `policy` node as a real process over DDS, with tiny random ACT checkpoints saved by LeRobot.
+
+Sensors (joint_states + cameras) come from a test node; the node's joint_trajectory,
+policy_status and policy/planned_path are checked, and its ~/enable and ~/reset services
+and episode_events handling are exercised.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soarm_act_policy.random_checkpoint import cached_random_checkpoint
+from soarm_act_policy.units import JOINT_NAMES, JointUnits
+
+pytestmark = pytest.mark.dds
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "config" / "policy.yaml"
+MEAN_RAD = np.array([0.1, -0.2, 0.3, -0.4, 0.5, 0.6])
+MEASURED = [0.05, -0.15, 0.25, -0.35, 0.45, 0.2]  # what the fake joint_states report
+TINY_STD = [1e-4] * 6  # pins the random model's un-normalized output to the action mean
+H, W = 96, 128
+START_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp() / "policy_ckpts"
+    deg = JointUnits("lerobot_degrees")
+    return {
+        "radians": cached_random_checkpoint(root, "tiny_radians", action_mean=MEAN_RAD, action_std=TINY_STD,
+                                            state_std=[0.5] * 6),
+        "degrees": cached_random_checkpoint(root, "tiny_degrees", action_mean=deg.to_policy(MEAN_RAD),
+                                            action_std=TINY_STD, state_std=[30.0] * 6),
+        # inference much slower than a 30 Hz control period (frames resized up to 480x640)
+        "slow": cached_random_checkpoint(root, "tiny_vga", image_hw=(480, 640), action_mean=MEAN_RAD,
+                                         action_std=TINY_STD, chunk_size=100, n_action_steps=100),
+        "top_camera": cached_random_checkpoint(root, "tiny_top", cameras=("top", "wrist")),
+        "action7": cached_random_checkpoint(root, "tiny_action7", action_dim=7),
+    }
+
+
+class Sensors:
+    """Publishes joint_states and cameras/<name>/image_raw at `rate` Hz from the test node."""
+
+    def __init__(self, ros_node, cameras=("front", "wrist"), rate=30.0, sim_time_start=None):
+        from rclpy.qos import qos_profile_sensor_data
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, JointState
+
+        node = ros_node.node
+        self._node = node
+        self._Image, self._JointState, self._Clock = Image, JointState, Clock
+        self.js_pub = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.img_pubs = {c: node.create_publisher(Image, f"cameras/{c}/image_raw", qos_profile_sensor_data)
+                         for c in cameras}
+        self.paused: set[str] = set()
+        self.encoding = "rgb8"
+        self.pixels = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8).tobytes()
+        self.sim_time_start = sim_time_start
+        self._t0 = time.monotonic()
+        if sim_time_start is not None:
+            self.clock_pub = node.create_publisher(Clock, "/clock", 10)
+            self._clock_timer = node.create_timer(0.01, self._publish_clock)
+        self._timer = node.create_timer(1.0 / rate, self._publish)
+
+    def now(self):
+        if self.sim_time_start is None:
+            return self._node.get_clock().now().to_msg()
+        from builtin_interfaces.msg import Time
+
+        t = self.sim_time_start + time.monotonic() - self._t0
+        return Time(sec=int(t), nanosec=int((t % 1) * 1e9))
+
+    def _publish_clock(self):
+        self.clock_pub.publish(self._Clock(clock=self.now()))
+
+    def _publish(self):
+        stamp = self.now()
+        js = self._JointState(name=list(JOINT_NAMES), position=list(MEASURED))
+        js.header.stamp = stamp
+        if "joint_states" not in self.paused:
+            self.js_pub.publish(js)
+        for cam, pub in self.img_pubs.items():
+            if cam in self.paused:
+                continue
+            img = self._Image(height=H, width=W, encoding=self.encoding, step=3 * W, data=self.pixels)
+            img.header.stamp = stamp
+            img.header.frame_id = f"{cam}_camera_optical_frame"
+            pub.publish(img)
+
+    def close(self):
+        self._node.destroy_timer(self._timer)
+
+
+class Outputs:
+    """Collects the policy node's outputs with their arrival times."""
+
+    def __init__(self, ros_node, ns="policy"):
+        from soarm_msgs.msg import PolicyStatus
+        from trajectory_msgs.msg import JointTrajectory
+        from visualization_msgs.msg import MarkerArray
+
+        self.ros = ros_node
+        self.traj: list = []
+        self.status: list = []
+        self.paths: list = []
+        node = ros_node.node
+        node.create_subscription(JointTrajectory, "joint_trajectory", lambda m: self.traj.append((time.monotonic(), m)), 50)
+        node.create_subscription(PolicyStatus, "policy_status", lambda m: self.status.append((time.monotonic(), m)), 50)
+        node.create_subscription(MarkerArray, "policy/planned_path", lambda m: self.paths.append(m), 10)
+
+    def wait_status(self, pred, timeout=30.0, what="status", since=0.0):
+        found = []
+
+        def check():
+            for t, s in reversed(self.status):
+                if t < since:
+                    break
+                if pred(s):
+                    found.append(s)
+                    return True
+            return False
+
+        self.ros.wait_for(check, timeout, what=f"{what} (last: {self.last_status()})")
+        return found[0]
+
+    def last_status(self):
+        if not self.status:
+            return "none"
+        s = self.status[-1][1]
+        return (f"state={s.state} reason={s.hold_reason!r} steps={s.steps} stale={s.skipped_stale} "
+                f"missing={s.skipped_missing} no_action={s.skipped_no_action} lat={s.inference_latency:.3f}")
+
+    def traj_since(self, t0):
+        return [m for t, m in self.traj if t >= t0]
+
+
+def set_enabled(ros_node, value: bool):
+    from std_srvs.srv import SetBool
+
+    resp = ros_node.call(SetBool, "/policy/enable", SetBool.Request(data=value), timeout=START_TIMEOUT)
+    assert resp.success
+
+
+def start_policy(start_node, ckpt, **params):
+    return start_node("soarm_act_policy", "policy", params_file=PARAMS,
+                      params={"checkpoint": str(ckpt), "torch_threads": 1, **params})
+
+
+def check_plan_msg(msg, expected, atol=5e-3, n_points=None):
+    assert list(msg.joint_names) == list(JOINT_NAMES)
+    assert msg.points, "empty trajectory"
+    if n_points is not None:
+        assert len(msg.points) == n_points
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    assert all(b > a for a, b in zip(times, times[1:])) and times[0] > 0
+    for p in msg.points:
+        q = np.array(p.positions)
+        assert q.shape == (6,) and np.all(np.isfinite(q))
+        np.testing.assert_allclose(q, expected, atol=atol)
+
+
+def publish_event(ros_node, kind, index=0):
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from soarm_msgs.msg import EpisodeEvent
+
+    if not hasattr(ros_node, "_event_pub"):
+        qos = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        ros_node._event_pub = ros_node.node.create_publisher(EpisodeEvent, "episode_events", qos)
+        time.sleep(0.5)  # discovery
+    ev = EpisodeEvent(kind=kind, episode_index=index, task="Pick up the cube and lift it")
+    ev.header.stamp = ros_node.node.get_clock().now().to_msg()
+    ros_node._event_pub.publish(ev)
+
+
+def test_ensemble_mode_flow_stale_hold_events_reset_and_enable(start_node, ros_node, ckpts):
+    from soarm_msgs.msg import EpisodeEvent, PolicyStatus
+    from std_srvs.srv import Trigger
+
+    sensors = Sensors(ros_node)
+    out = Outputs(ros_node)
+    proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_horizon=8)
+
+    # starts holding (disabled), publishes status but no commands
+    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding while disabled")
+    assert "disabled" in s.hold_reason and s.mode == "ensemble"
+    assert not out.traj
+
+    set_enabled(ros_node, True)
+    t0 = time.monotonic()
+    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 6, 60, what="6 trajectories")
+    for msg in out.traj_since(t0):
+        check_plan_msg(msg, MEAN_RAD, n_points=8)
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 3, 30, "blending")
+    assert math.isfinite(s.inference_latency) and s.inference_latency > 0
+    assert s.chunk_index + 1 == s.steps and s.hold_reason == ""
+    # the planned end-effector path of the published plan
+    ros_node.wait_for(lambda: out.paths, 10, what="policy/planned_path")
+    marker = out.paths[-1].markers[0]
+    assert marker.header.frame_id == "base_link" and len(marker.points) == 8
+    assert all(math.isfinite(p.x) and math.isfinite(p.z) for p in marker.points)
+
+    # a camera stops: hold, count the skips, say which stream and how old
+    sensors.paused.add("wrist")
+    t_pause = time.monotonic()
+    s = out.wait_status(lambda s: s.skipped_stale >= 3, 30, "stale skips", since=t_pause)
+    assert s.state == PolicyStatus.HOLDING
+    assert "stale observation: cameras/wrist/image_raw" in s.hold_reason and "max 0.25 s" in s.hold_reason
+    steps_held = s.steps
+    sensors.paused.clear()
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 30, "running again", since=time.monotonic())
+    assert s.steps >= steps_held
+
+    # ~/reset clears the plan and the counters
+    before = out.status[-1][1].steps
+    assert before > 5
+    resp = ros_node.call(Trigger, "/policy/reset", Trigger.Request())
+    assert resp.success
+    t_reset = time.monotonic()
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 30, "running after reset",
+                        since=t_reset)
+    assert s.skipped_stale == 0 and s.num_blended == s.steps
+
+    # episode over: hold at the measured position; STARTED: clean start
+    publish_event(ros_node, EpisodeEvent.SUCCESS)
+    t_end = time.monotonic()
+    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, 30, "hold on SUCCESS", since=t_end)
+    assert "SUCCESS" in s.hold_reason
+    ros_node.wait_for(lambda: any(len(m.points) == 1 for m in out.traj_since(t_end)), 10, what="hold command")
+    hold = next(m for m in out.traj_since(t_end) if len(m.points) == 1)
+    check_plan_msg(hold, MEASURED, atol=1e-9)
+    publish_event(ros_node, EpisodeEvent.STARTED, index=1)
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 30, "fresh start on STARTED",
+                        since=time.monotonic())
+    assert s.num_blended == s.steps
+
+    # a frame the node cannot use: an error that names it, until reset
+    sensors.encoding = "mono8"
+    s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 30, "error on mono8", since=time.monotonic())
+    assert "mono8" in s.hold_reason and "rgb8 or bgr8" in s.hold_reason
+    sensors.encoding = "bgr8"
+    ros_node.call(Trigger, "/policy/reset", Trigger.Request())
+    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 30, "running after error reset", since=time.monotonic())
+
+    # enable false holds immediately
+    set_enabled(ros_node, False)
+    t_off = time.monotonic()
+    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, 10, "hold on disable", since=t_off)
+    time.sleep(0.5)
+    msgs = out.traj_since(t_off + 0.2)
+    assert all(len(m.points) == 1 for m in msgs), "plans published after enable false"
+    assert proc.alive()
+    sensors.close()
+
+
+def test_chunk_mode_lerobot_degrees_checkpoint_with_sim_time(start_node, ros_node, ckpts):
+    """A checkpoint in LeRobot's SO-101 units runs with units:=lerobot_degrees; stamps are sim time."""
+    from soarm_msgs.msg import PolicyStatus
+
+    sensors = Sensors(ros_node, sim_time_start=1000.0)  # far from wall time: wall clock would be "stale"
+    out = Outputs(ros_node)
+    start_policy(start_node, ckpts["degrees"], mode="chunk", units="lerobot_degrees", n_action_steps=5,
+                 use_sim_time=True)
+    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding")
+    set_enabled(ros_node, True)
+    t0 = time.monotonic()
+    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 12, 60, what="12 trajectories")
+    for msg in out.traj_since(t0):
+        # radians on the wire, though the checkpoint speaks degrees and gripper percent
+        check_plan_msg(msg, MEAN_RAD, atol=5e-3)
+        assert 1 <= len(msg.points) <= 5  # only what is left of the executing chunk
+        assert 999.0 < msg.header.stamp.sec < 1100  # stamped on the simulated clock
+    idx = [s.chunk_index for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING]
+    assert max(idx) == 4 and 0 in idx[1:], f"chunk index does not cycle 0..4: {idx}"
+    assert all(s.num_blended == 1 for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING)
+    sensors.close()
+
+
+def test_async_mode_keeps_the_control_rate_while_inference_is_slow(start_node, ros_node, ckpts):
+    from soarm_msgs.msg import PolicyStatus
+
+    sensors = Sensors(ros_node)
+    out = Outputs(ros_node)
+    start_policy(start_node, ckpts["slow"], mode="async", resize_images=True, trajectory_horizon=4)
+    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding")
+    set_enabled(ros_node, True)
+    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 60, "first async chunk")
+    t0 = time.monotonic()
+    time.sleep(4.0)
+    window = [s for t, s in out.status if t >= t0]
+    latency = float(np.median([s.inference_latency for s in window]))
+    if latency < 3 / 30:
+        pytest.skip(f"inference takes {latency * 1000:.0f} ms here: not slower than the control period")
+    sent = len([m for m in out.traj_since(t0) if len(m.points) > 1])
+    inferences_possible = 4.0 / latency
+    # commands keep flowing at the tick rate, far more often than chunks can be computed
+    assert sent >= 2 * inferences_possible, f"{sent} commands in 4 s with {latency:.3f} s inference"
+    assert max(s.num_blended for s in window) >= 2, f"overlapping chunks were not blended ({latency:.3f} s)"
+    for msg in out.traj_since(t0):
+        check_plan_msg(msg, MEAN_RAD)
+    assert window[-1].skipped_no_action >= 1  # it did not wait for the first chunk
+    sensors.close()
+
+
+@pytest.mark.parametrize("which,expected", [
+    ("top_camera", r"camera mismatch: checkpoint needs ['observation.images.top'] but no configured camera feeds it"),
+    ("action7", "checkpoint action has shape (7,), configured joints give (6,)"),
+])
+def test_mismatched_checkpoint_is_refused_with_the_mismatch_named(start_node, ckpts, which, expected):
+    proc = start_policy(start_node, ckpts[which])
+    try:
+        proc.proc.wait(timeout=START_TIMEOUT)
+    except Exception:
+        pytest.fail(f"node did not refuse the checkpoint; log:\n{proc.log()[-3000:]}")
+    assert proc.proc.returncode == 2
+    log = proc.log()
+    assert "refusing to start: checkpoint does not match the configuration" in log
+    assert expected in log, log[-2000:]
