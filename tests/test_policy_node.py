@@ -245,6 +245,7 @@ def test_ensemble_mode_flow_stale_hold_events_reset_and_enable(start_node, ros_n
     s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 30, "error on mono8", since=time.monotonic())
     assert "mono8" in s.hold_reason and "rgb8 or bgr8" in s.hold_reason
     sensors.encoding = "bgr8"
+    time.sleep(0.5)  # let a bgr8 frame replace the last mono8 one
     ros_node.call(Trigger, "/policy/reset", Trigger.Request())
     out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 30, "running after error reset", since=time.monotonic())
 
