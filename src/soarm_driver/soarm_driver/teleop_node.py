@@ -168,6 +168,9 @@ class TeleopNode(Node):
         """Drive `episodes` episodes through reset_episode; returns the number of successes."""
         if not self.reset_client.wait_for_service(timeout_sec=self.reset_timeout):
             raise RuntimeError("reset_episode service not available: is the driver running (same namespace/domain)?")
+        # wait_for_service only says our request writer matched the server; its response
+        # writer may not have matched our reader yet (a response sent then is lost).
+        time.sleep(0.5)
         successes = 0
         for i in range(self.episodes):
             seed = self.seed + i

@@ -1,0 +1,94 @@
+"""Driver (sim backend) + teleop (scripted expert) as real processes over DDS."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.dds
+
+ROOT = Path(__file__).resolve().parents[1]
+JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+# Demo-sized cameras; a home pose with open jaws so the lifted cube is released on reset.
+DRIVER_PARAMS = {
+    "backend": "sim",
+    "cameras.front.width": 128,
+    "cameras.front.height": 96,
+    "cameras.wrist.width": 128,
+    "cameras.wrist.height": 96,
+    "home_pose": "[0.0, 0.0, 0.0, 0.0, 0.0, 0.3]",
+}
+
+
+class Collector:
+    def __init__(self, ros, msg_type, topic, qos):
+        import threading
+
+        self.msgs, self._lock = [], threading.Lock()
+        ros.node.create_subscription(msg_type, topic, self._cb, qos)
+
+    def _cb(self, msg):
+        with self._lock:
+            self.msgs.append(msg)
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.msgs)
+
+
+def events_qos():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def start_driver(start_node):
+    return start_node("soarm_driver", "driver", params_file=ROOT / "config" / "driver.yaml", params=DRIVER_PARAMS)
+
+
+def successes(events):
+    from soarm_msgs.msg import EpisodeEvent
+
+    return {e.episode_index for e in events.snapshot() if e.kind == EpisodeEvent.SUCCESS}
+
+
+def test_teleop_session_drives_episodes_to_success(start_node, ros_node):
+    from soarm_msgs.msg import EpisodeEvent
+    from trajectory_msgs.msg import JointTrajectory
+
+    events = Collector(ros_node, EpisodeEvent, "episode_events", events_qos())
+    commands = Collector(ros_node, JointTrajectory, "joint_trajectory", 50)
+    driver = start_driver(start_node)
+    teleop = start_node(
+        "soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml",
+        params={"use_sim_time": True, "episodes": 2, "seed": 40},
+    )
+    deadline = time.monotonic() + 150
+    while teleop.alive() and time.monotonic() < deadline:
+        assert driver.alive(), "driver died"
+        time.sleep(0.2)
+    assert not teleop.alive(), "teleop session did not finish"
+    assert teleop.proc.returncode == 0, teleop.log()[-3000:]
+    assert "session done: 2/2 episodes succeeded" in teleop.log()
+    ros_node.wait_for(lambda: len(successes(events)) >= 2, 10, what="two SUCCESS events")
+    started = [e for e in events.snapshot() if e.kind == EpisodeEvent.STARTED]
+    assert len(started) == 2 and started[0].task == "Pick up the cube and lift it"
+    assert successes(events) == {e.episode_index for e in started}
+    msgs = commands.snapshot()
+    assert len(msgs) > 100  # ~30 Hz for ~2 x 6 s
+    assert all(list(m.joint_names) == JOINTS and len(m.points) == 1 and len(m.points[0].positions) == 6 for m in msgs)
+
+
+def test_teleop_follows_episodes_started_by_others(start_node, ros_node):
+    from soarm_msgs.msg import EpisodeEvent
+    from soarm_msgs.srv import ResetEpisode
+
+    events = Collector(ros_node, EpisodeEvent, "episode_events", events_qos())
+    start_driver(start_node)
+    teleop = start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml", params={"use_sim_time": True})
+    resp = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=7, randomize=True), timeout=90)
+    assert resp.success, resp.message
+    ros_node.wait_for(lambda: resp.episode_index in successes(events), 60, what="SUCCESS of the episode we started")
+    assert teleop.alive()
