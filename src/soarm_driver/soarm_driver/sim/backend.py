@@ -13,6 +13,7 @@ key                   meaning (default)
 ``timestep``          physics step, s (0.002)
 ``cube_size``         cube edge, m (0.025)
 ``lift_height``       success height of the cube's bottom above the table, m (0.05)
+``mesh_cell``         mesh simplification cell, m (0.005; 0 = the full 322k-triangle meshes)
 ====================  ============================================================
 
 Task ("Pick up the cube and lift it"): a cube lies on the table in front of the arm,
@@ -75,9 +76,12 @@ class SimBackend(RobotBackend):
         self.config = SceneConfig(
             timestep=float(params.get("timestep", SceneConfig.timestep)),
             cube_size=float(params.get("cube_size", SceneConfig.cube_size)),
+            mesh_cell=float(params.get("mesh_cell", SceneConfig.mesh_cell)),
         )
         if not (0 < self.config.timestep <= 0.01 and 0.01 <= self.config.cube_size <= 0.04):
             raise ValueError("sim: timestep must be in (0, 0.01] s and cube_size in [0.01, 0.04] m")
+        if not 0 <= self.config.mesh_cell <= 0.02:
+            raise ValueError("sim: mesh_cell must be in [0, 0.02] m (0 = full meshes)")
         self.lift_height = float(params.get("lift_height", DEFAULT_LIFT_HEIGHT))
         home = params.get("home_pose", DEFAULT_HOME)
         self.home = np.asarray(home if home is not None and len(home) else DEFAULT_HOME, float)
