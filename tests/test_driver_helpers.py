@@ -6,6 +6,8 @@ import json
 import threading
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+#: Tests start the arm at all zeros (config/driver.yaml's home is a folded pose).
+ZERO_HOME = {"home_pose": [0.0] * 6}
 SMALL_CAMERAS = {
     "cameras.front.width": 64,
     "cameras.front.height": 48,
@@ -74,7 +76,7 @@ def start_driver(start_node, ros, params=None, timeout=60.0, backend="mock"):
 
     cfg = Path(__file__).resolve().parent.parent / "config" / "driver.yaml"
     proc = start_node(
-        "soarm_driver", "driver", params_file=cfg, params={"backend": backend, **SMALL_CAMERAS, **(params or {})}
+        "soarm_driver", "driver", params_file=cfg, params={"backend": backend, **ZERO_HOME, **SMALL_CAMERAS, **(params or {})}
     )
     states = Collector(ros, JointState, "joint_states")
     commands = Collector(ros, JointState, "joint_commands")

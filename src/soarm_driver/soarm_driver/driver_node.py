@@ -42,6 +42,8 @@ from soarm_driver.command_validation import CommandError, validate_trajectory
 from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
 
 DEFAULT_TASK = "Pick up the cube and lift it"
+#: Gripper above the table in front of the arm, jaws half open (rad).
+DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
 BACKENDS = {
     "sim": "soarm_driver.sim.backend:SimBackend",
     "mock": "soarm_driver.backends.mock:MockBackend",
@@ -178,7 +180,7 @@ class DriverNode(Node):
         d("joint_upper_limits", list(URDF_UPPER), "Upper joint limits (rad), joint order shoulder_pan..gripper.")
         d("max_joint_velocity", [3.0] * 6, "Maximum joint speed (rad/s), one value or one per joint.")
         d("command_timeout", 0.5, "Watchdog (s): hold when a command stream stops this long mid-motion; 0 disables.")
-        d("home_pose", [0.0] * 6, "Home pose (rad) reached on reset_episode.")
+        d("home_pose", list(DEFAULT_HOME), "Home pose (rad): start pose of sim/mock, reached on reset_episode.")
         d("home_speed", 0.8, "Speed (rad/s, fastest joint) of the move to home on reset_episode.")
         d("real_time_factor", 1.0, "Simulated backends: sim seconds per wall second (pacing of the simulation).")
         d("task", DEFAULT_TASK, "Task text of episodes when reset_episode gives none.")
