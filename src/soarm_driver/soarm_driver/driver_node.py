@@ -119,6 +119,7 @@ class DriverNode(Node):
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._counters = {"accepted": 0, "rejected": 0, "watchdog_trips": 0, "reconnects": 0}
         self._last_reject_log = 0.0
+        self._last_reject_why = ""
         # episode bookkeeping (control thread only)
         self._episode_index = -1
         self._episode_running = False
@@ -247,8 +248,9 @@ class DriverNode(Node):
         with self._lock:
             self._counters["rejected"] += 1
         t = time.monotonic()
-        if t - self._last_reject_log > 1.0:  # a 30 Hz stream of bad commands must not flood the log
-            self._last_reject_log = t
+        # A 30 Hz stream of the same bad command must not flood the log: repeats once a second.
+        if why != self._last_reject_why or t - self._last_reject_log > 1.0:
+            self._last_reject_log, self._last_reject_why = t, why
             self.get_logger().error(f"joint_trajectory rejected, arm not moved: {why}")
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
