@@ -1,0 +1,194 @@
+"""Robot computer and GPU host as network namespaces joined by veth pairs.
+
+The driver (mock backend) runs in one namespace, a policy-side rclpy process in the other;
+they are joined through a routing namespace that does not forward multicast, and each
+"host" gets its own /dev/shm, so DDS can only meet over unicast UDP between the two
+addresses. With the LAN profile on both sides nothing is discovered (the control); with
+the unicast profile (config/dds/make_profile.py, peers = both addresses) the policy side
+discovers the driver, sends joint_trajectory commands and sees joint_states follow them.
+
+Needs root and iproute2 (`ip netns`); skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DDS = ROOT / "config" / "dds"
+DRIVER = ROOT / "install" / "soarm_driver" / "lib" / "soarm_driver" / "driver"
+
+pytestmark = pytest.mark.dds
+
+# The policy side: waits for joint_states from the other host, then commands shoulder_pan
+# +0.25 rad with single-point trajectories (a position command) until the state follows.
+POLICY_SIDE = r'''
+import json, sys, time
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from builtin_interfaces.msg import Duration
+
+discover_timeout, move_timeout = float(sys.argv[1]), float(sys.argv[2])
+rclpy.init()
+node = rclpy.create_node("gpu_host_side")
+state = {}
+node.create_subscription(JointState, "joint_states",
+                         lambda m: state.update(zip(m.name, m.position)), qos_profile_sensor_data)
+pub = node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+t0 = time.monotonic()
+result = {"discovered": False, "moved": False}
+while time.monotonic() - t0 < discover_timeout and len(state) < 6:
+    rclpy.spin_once(node, timeout_sec=0.1)
+if len(state) >= 6:
+    result["discovered"] = True
+    result["discovery_s"] = round(time.monotonic() - t0, 2)
+    start = dict(state)
+    result["start"] = start["shoulder_pan"]
+    target = start["shoulder_pan"] + 0.25
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < move_timeout:
+        msg = JointTrajectory()
+        msg.joint_names = list(start)
+        goal = dict(start, shoulder_pan=target)
+        msg.points = [JointTrajectoryPoint(positions=[goal[n] for n in msg.joint_names],
+                                           time_from_start=Duration(sec=0, nanosec=500_000_000))]
+        pub.publish(msg)
+        for _ in range(2):
+            rclpy.spin_once(node, timeout_sec=0.05)
+        if abs(state["shoulder_pan"] - target) < 0.02:
+            result["moved"] = True
+            result["move_s"] = round(time.monotonic() - t1, 2)
+            break
+    result["end"] = state["shoulder_pan"]
+print("RESULT " + json.dumps(result), flush=True)
+node.destroy_node()
+rclpy.shutdown()
+'''
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=check)
+
+
+class TwoHosts:
+    """Hosts `robot` (10.213.<n>.1) and `gpu` (10.213.<n+1>.1) in their own network
+    namespaces, joined through a third namespace that routes unicast between the two
+    subnets. Like any IP router without a multicast routing daemon it does not forward
+    multicast, so DDS's default multicast discovery cannot cross (a network "without
+    multicast", e.g. Wi-Fi with multicast filtering)."""
+
+    def __init__(self, tag: int):
+        self.ns = {"robot": f"soarm_robot_{tag}", "gpu": f"soarm_gpu_{tag}", "router": f"soarm_rtr_{tag}"}
+        net = {"robot": f"10.213.{2 * (tag % 100)}", "gpu": f"10.213.{2 * (tag % 100) + 1}"}
+        self.addr = {host: f"{prefix}.1" for host, prefix in net.items()}
+        for ns in self.ns.values():
+            run("ip", "netns", "add", ns)
+        router = self.ns["router"]
+        run("ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for i, host in enumerate(("robot", "gpu")):
+            ns, here, there = self.ns[host], f"vs{i}h{tag % 100000}", f"vs{i}r{tag % 100000}"
+            run("ip", "link", "add", here, "type", "veth", "peer", "name", there)
+            run("ip", "link", "set", here, "netns", ns)
+            run("ip", "link", "set", there, "netns", router)
+            run("ip", "-n", ns, "addr", "add", f"{self.addr[host]}/24", "dev", here)
+            run("ip", "-n", router, "addr", "add", f"{net[host]}.254/24", "dev", there)
+            run("ip", "-n", ns, "link", "set", here, "up")
+            run("ip", "-n", router, "link", "set", there, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+            run("ip", "-n", ns, "route", "add", "default", "via", f"{net[host]}.254")
+
+    def popen(self, host: str, argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+        # Own /dev/shm per host: Fast DDS shared memory must not bridge the two "machines".
+        script = 'mount -t tmpfs -o size=256m soarm_shm /dev/shm && exec "$@"'
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.ns[host], "sh", "-c", script, "sh", *argv],
+            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+    def close(self):
+        for ns in self.ns.values():
+            run("ip", "netns", "del", ns, check=False)
+
+
+def stop(proc: subprocess.Popen):
+    if proc.poll() is None:
+        os.killpg(proc.pid, 2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def hosts():
+    if os.geteuid() != 0:
+        pytest.skip("creating network namespaces needs root")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (`ip`) is not installed")
+    tag = os.getpid()
+    try:
+        h = TwoHosts(tag)
+    except subprocess.CalledProcessError as exc:
+        for ns in (f"soarm_robot_{tag}", f"soarm_gpu_{tag}", f"soarm_rtr_{tag}"):
+            run("ip", "netns", "del", ns, check=False)
+        pytest.skip(f"cannot create network namespaces here: {' '.join(exc.cmd)}: {exc.stderr.strip()}")
+    yield h
+    h.close()
+
+
+def exchange(hosts: TwoHosts, tmp_path: Path, profile: Path, name: str, discover_timeout: float) -> dict:
+    """Driver on `robot`, policy side on `gpu`, both with `profile`; the policy side's result."""
+    if not DRIVER.exists():
+        pytest.fail(f"{DRIVER} not installed: run scripts/setup.sh")
+    env = {
+        **os.environ,
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(profile),
+        # Discovery beyond localhost (the test session's default is LOCALHOST).
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("ROS_STATIC_PEERS", None)
+    script = tmp_path / "policy_side.py"
+    script.write_text(POLICY_SIDE)
+    driver_log, policy_log = tmp_path / f"driver_{name}.log", tmp_path / f"policy_{name}.log"
+    driver = hosts.popen("robot", [str(DRIVER), "--ros-args", "-p", "backend:=mock"], env, driver_log)
+    try:
+        policy = hosts.popen("gpu", [sys.executable, str(script), str(discover_timeout), "20"], env, policy_log)
+        try:
+            policy.wait(timeout=discover_timeout + 60)
+        finally:
+            stop(policy)
+    finally:
+        stop(driver)
+    out = policy_log.read_text()
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"policy side printed no result:\n{out[-3000:]}\n--- driver:\n{driver_log.read_text()[-3000:]}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["logs"] = f"--- policy side:\n{out[-2000:]}\n--- driver:\n{driver_log.read_text()[-3000:]}"
+    return result
+
+
+def test_driver_and_policy_on_two_hosts_over_unicast_profile(hosts, tmp_path):
+    # Control: the multicast LAN profile cannot discover across this link.
+    control = exchange(hosts, tmp_path, DDS / "lan.xml", "lan", discover_timeout=8.0)
+    assert not control["discovered"], "multicast discovery crossed a link without multicast: the test proves nothing"
+
+    profile = tmp_path / "unicast.xml"
+    made = run(sys.executable, str(DDS / "make_profile.py"), "unicast", "-o", str(profile),
+               "--peers", hosts.addr["robot"], hosts.addr["gpu"])
+    assert made.returncode == 0, made.stderr
+    result = exchange(hosts, tmp_path, profile, "unicast", discover_timeout=60.0)
+    assert result["discovered"], result["logs"]
+    assert result["moved"], f"joint_states did not follow joint_trajectory: {result}\n{result['logs']}"
+    print(f"\nunicast discovery across namespaces: {result['discovery_s']} s, command followed in {result['move_s']} s")
