@@ -86,8 +86,6 @@ def test_compose_commands_use_existing_launch_files_and_executables():
             assert (DOCKER / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve().is_file(), name
         command = " ".join(svc["command"])
         for launch in re.findall(r"(/ws/src/soarm_act/launch/\S+\.launch\.py)", command):
-            if launch.endswith("record.launch.py") and not in_repo(launch).is_file():  # TODO(bringup): drop
-                continue
             assert in_repo(launch).is_file(), f"{name}: {launch} missing"
         for package, exe in re.findall(r"ros2 run (\w+) (\w+)", command):
             setup = (ROOT / "src" / package / "setup.py").read_text()

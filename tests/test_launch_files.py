@@ -40,8 +40,6 @@ def test_workspace_node_executables_installed(spec):
 def test_parameter_files_exist_in_agreed_format(spec):
     path = spec.params_path
     assert path == ROOT / "config" / spec.params_file
-    if not path.exists():  # TODO(bringup): drop before final landing
-        pytest.skip(f"{path.name} not written yet by its owner")
     assert path.is_file(), f"{path} missing (written by the {spec.name} node's owner; the launch files load it)"
     data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict) and list(data) == ["/**"], f"{path}: top key must be '/**'"
