@@ -3,13 +3,14 @@
 
     source activate.sh
     python benchmarks/bench_driver.py                      # mock backend, 640x480 and 128x96
-    python benchmarks/bench_driver.py --backend sim --seconds 10
+    python benchmarks/bench_driver.py --backend sim --sizes 640x480,320x240 --seconds 10
 
 Starts the installed `driver` executable (config/driver.yaml + overrides) in its own
 DDS domain and measures, from a subscriber process:
   - control loop: intervals between consecutive joint_commands stamps (= tick times)
     -> mean rate, std and p99 of |interval - period| (jitter);
   - joint_states and camera rates: from the stamps and from arrival (wall clock);
+  - simulated backends: achieved real-time factor and sim steps per wall second (/clock);
   - command -> joint_commands latency: wall time from publishing a position command to
     receiving the first joint_commands message that carries it (max_joint_velocity is
     raised so the goal is reached in one tick).
@@ -74,7 +75,7 @@ def measure(node, seconds: float, control_hz: float, n_latency: int) -> dict:
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     lock = threading.Lock()
-    rec = {"cmd": [], "state": [], "front": [], "wrist": []}
+    rec = {"cmd": [], "state": [], "front": [], "wrist": [], "clock": []}
     latest_cmd = {"q0": None, "t": None}
 
     def keep(key):
@@ -90,6 +91,13 @@ def measure(node, seconds: float, control_hz: float, n_latency: int) -> dict:
     node.create_subscription(JointState, "joint_states", keep("state"), 50)
     node.create_subscription(Image, "cameras/front/image_raw", keep("front"), qos_profile_sensor_data)
     node.create_subscription(Image, "cameras/wrist/image_raw", keep("wrist"), qos_profile_sensor_data)
+    from rosgraph_msgs.msg import Clock
+
+    def on_clock(msg):
+        with lock:
+            rec["clock"].append((time.monotonic(), msg.clock.sec + msg.clock.nanosec * 1e-9))
+
+    node.create_subscription(Clock, "/clock", on_clock, 50)
     pub = node.create_publisher(JointTrajectory, "joint_trajectory", 10)
 
     executor = rclpy.executors.SingleThreadedExecutor()
@@ -139,6 +147,19 @@ def report(label: str, res: dict) -> None:
             f"control loop: {1 / d.mean():.1f} Hz (target {1 / period:.0f}), tick interval "
             f"mean {d.mean() * 1e3:.2f} ms, std {d.std() * 1e3:.2f} ms, |jitter| p50 {np.percentile(dev, 50):.2f} "
             f"p99 {np.percentile(dev, 99):.2f} max {dev.max():.2f} ms  ({len(d)} ticks)"
+        )
+    clk = w["clock"]
+    if len(clk) > 2:
+        wall = clk[-1][0] - clk[0][0]
+        sim = clk[-1][1] - clk[0][1]
+        arr = np.diff([a for a, _ in clk]) * 1e3
+        print(
+            f"  (sim stamps are exact; wall-clock interval between /clock arrivals: mean {arr.mean():.1f} ms, "
+            f"p99 {np.percentile(arr, 99):.1f} ms, max {arr.max():.1f} ms)"
+        )
+        print(
+            f"simulation: {sim / wall:.2f}x real time achieved ({sim / period / wall:.1f} control steps of "
+            f"{period * 1e3:.1f} ms sim per wall second; physics + rendering of both cameras)"
         )
     for key in ("state", "front", "wrist"):
         data = w[key]

@@ -219,7 +219,7 @@ def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
         (E.ENDED, 2), (E.RESET, 3), (E.STARTED, 3),
     ]  # fmt: skip
     evs = events.snapshot()
-    assert evs[1].task == "stack it" and evs[4].task == "Pick up the cube and lift it"
+    assert evs[1].task == "stack it" and evs[4].task == "Put the cube in the target zone"
     assert "seed 7" in evs[1].detail
 
 

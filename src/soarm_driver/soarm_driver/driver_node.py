@@ -41,7 +41,7 @@ from soarm_driver.backends.base import JOINT_NAMES, BackendError, CameraSpec, Ro
 from soarm_driver.command_validation import CommandError, validate_trajectory
 from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
 
-DEFAULT_TASK = "Pick up the cube and lift it"
+DEFAULT_TASK = "Put the cube in the target zone"
 #: Gripper above the table in front of the arm, jaws half open (rad).
 DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
 BACKENDS = {
@@ -123,7 +123,6 @@ class DriverNode(Node):
         # episode bookkeeping (control thread only)
         self._episode_index = -1
         self._episode_running = False
-        self._episode_task = p["task"]
         self._outcome_reported = False
         self._reset_job: _ResetJob | None = None
 
@@ -140,6 +139,8 @@ class DriverNode(Node):
             self._thread.join()
             raise self._build_error
         self.simulated = bool(self.backend.simulated_time)
+        self.default_task = p["task"] or getattr(self.backend, "task_text", "") or DEFAULT_TASK
+        self._episode_task = self.default_task
 
         sensor = qos_profile_sensor_data
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -184,7 +185,7 @@ class DriverNode(Node):
         d("home_pose", list(DEFAULT_HOME), "Home pose (rad): start pose of sim/mock, reached on reset_episode.")
         d("home_speed", 0.8, "Speed (rad/s, fastest joint) of the move to home on reset_episode.")
         d("real_time_factor", 1.0, "Simulated backends: sim seconds per wall second (pacing of the simulation).")
-        d("task", DEFAULT_TASK, "Task text of episodes when reset_episode gives none.")
+        d("task", "", "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK.")
         d("reconnect_period", 2.0, "Seconds between reconnection attempts after a backend error.")
         d("status_period", 1.0, "Seconds between ~/status messages (also published on every change).")
         if self._params["control_rate_hz"] <= 0 or self._params["state_rate_hz"] <= 0:
@@ -580,7 +581,7 @@ class DriverNode(Node):
             return
         req = job.request
         seed = int(req.seed) if req.seed >= 0 else int(np.random.default_rng().integers(0, 2**31 - 1))
-        task = req.task or self._params["task"]
+        task = req.task or self.default_task
         if self._episode_running:
             self._event(EpisodeEvent.ENDED, now, "reset_episode called")
         self._episode_running = False

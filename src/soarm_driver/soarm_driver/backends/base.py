@@ -68,6 +68,9 @@ class RobotBackend(abc.ABC):
     simulated_time: bool = False
     #: Whether torque is on right after connect() (real hardware: False).
     enabled_on_start: bool = True
+    #: Natural-language task of the backend's scene (sim), used for episodes when the
+    #: driver's `task` parameter is empty; "" = the driver's default task text.
+    task_text: str = ""
 
     @abc.abstractmethod
     def connect(self) -> None:
