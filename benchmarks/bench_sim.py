@@ -6,7 +6,8 @@
 
 Measures: render time per frame for each camera and size, physics steps/s, the cost of
 one 30 Hz demo tick (1/30 s of physics + two 128x96 cameras), the scripted expert's
-success rate, time to success and per-command cost over --seeds scenes.
+success rate (cube resting in the target zone), time to success, placement accuracy and
+per-command cost over --seeds scenes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 from soarm_driver.backends.base import CameraSpec  # noqa: E402
 from soarm_driver.sim.backend import SimBackend  # noqa: E402
 from soarm_driver.sim.expert import ScriptedExpert  # noqa: E402
-from soarm_driver.sim.scene import CUBE  # noqa: E402
+from soarm_driver.sim.scene import CUBE, TARGET  # noqa: E402
 
 SIZES = [(128, 96), (320, 240), (640, 480)]
 
@@ -70,13 +71,13 @@ def bench_demo_tick(sim: SimBackend, ticks: int) -> None:
 def bench_expert(seeds: int, first_seed: int) -> None:
     print(f"== scripted expert on {seeds} seeds ({first_seed}..{first_seed + seeds - 1}), driving SimBackend at 30 Hz")
     expert = ScriptedExpert()
-    results, cmd_ms = [], []
+    results, cmd_ms, offsets = [], [], []
     for seed in range(first_seed, first_seed + seeds):
         sim = SimBackend({"seed": seed})
         sim.connect()
         sim.advance(0.3)
-        pos, quat = sim.object_poses()[CUBE]
-        expert.start(pos, quat, sim.read_positions())
+        poses = sim.object_poses()
+        expert.start(poses[CUBE][0], poses[CUBE][1], poses[TARGET][0], sim.read_positions())
         t, success_at = 0.0, None
         while t < expert.duration + 1.0 and success_at is None:
             c0 = time.perf_counter()
@@ -88,12 +89,15 @@ def bench_expert(seeds: int, first_seed: int) -> None:
             if sim.task_outcome() == "success":
                 success_at = t
         results.append(success_at)
+        placed = sim.object_poses()
+        offsets.append(np.linalg.norm(placed[CUBE][0][:2] - placed[TARGET][0][:2]))
         sim.disconnect()
     ok = [r for r in results if r is not None]
     print(f"  success rate: {len(ok)}/{seeds} = {100 * len(ok) / seeds:.0f} %")
     if ok:
         print(f"  time to success: mean {statistics.mean(ok):.2f} s, min {min(ok):.2f}, max {max(ok):.2f} "
               f"(~{statistics.mean(ok) * 30:.0f} frames at 30 fps; planned motion {expert.duration:.1f} s)")
+    print(f"  cube centre to zone centre at the end: mean {1000 * statistics.mean(offsets):.1f} mm, max {1000 * max(offsets):.1f} mm (zone half-side 35 mm)")
     print(f"  expert command: mean {statistics.mean(cmd_ms):.2f} ms, p95 {np.percentile(cmd_ms, 95):.2f} ms, max {max(cmd_ms):.1f} ms")
     failed = [first_seed + i for i, r in enumerate(results) if r is None]
     if failed:

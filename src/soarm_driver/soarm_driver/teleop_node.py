@@ -1,15 +1,15 @@
 """Teleop node: streams single-point `joint_trajectory` position commands.
 
-    ros2 run soarm_driver teleop --ros-args --params-file config/teleop.yaml -p mode:=scripted
-    ros2 run soarm_driver teleop --ros-args -p mode:=scripted -p episodes:=20 -p seed:=100 -p use_sim_time:=true
-    ros2 run soarm_driver teleop --ros-args -p mode:=leader -p leader.port:=/dev/ttyACM1
+    ros2 run soarm_driver teleop --ros-args --params-file config/teleop.yaml -p source:=scripted
+    ros2 run soarm_driver teleop --ros-args -p source:=scripted -p episodes:=20 -p seed:=100 -p use_sim_time:=true
+    ros2 run soarm_driver teleop --ros-args -p source:=leader -p leader.port:=/dev/ttyACM1
 
-mode `scripted`: the scripted expert of the sim task (soarm_driver.sim.expert) starts on
-each EpisodeEvent STARTED, reads the cube pose from `scene/objects` and the arm from
+source `scripted`: the scripted expert of the sim task (soarm_driver.sim.expert) starts on
+each EpisodeEvent STARTED, reads the cube and target-zone poses from `scene/objects` and the arm from
 `joint_states`, and streams its goals until the task reports SUCCESS (plus
 `post_success_time`) or `episode_timeout` passes. With `episodes:=N` it drives a whole
 recording session itself: `reset_episode` with seeds seed, seed+1, ... waiting for each
-episode to finish, then exits. mode `leader`: an SO-101 leader arm read through LeRobot,
+episode to finish, then exits. source `leader`: an SO-101 leader arm read through LeRobot,
 mapped to radians, streamed at `rate_hz`. Interfaces: docs/interfaces.md ("sim backend
 and teleop").
 """
@@ -37,26 +37,27 @@ from visualization_msgs.msg import MarkerArray
 from soarm_driver.backends.base import JOINT_NAMES
 
 CUBE_NS = "cube"
+TARGET_NS = "target"
 
 
 class TeleopNode(Node):
     def __init__(self):
         super().__init__("teleop")
         d = self._declare
-        self.mode = d("mode", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot).")
+        self.source = d("source", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot).")
         self.rate_hz = d("rate_hz", 30.0, "Rate of joint_trajectory commands (Hz).")
         self.episodes = d("episodes", 0, "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others.")
         self.seed = d("seed", 0, "scripted session: seed of the first episode (episode i uses seed + i).")
         self.randomize = d("randomize", True, "scripted session: randomize the scene from the seed.")
         self.task = d("task", "", "scripted session: task text for reset_episode (empty: the driver's default).")
-        self.episode_timeout = d("episode_timeout", 15.0, "scripted: give up on an episode this long after it started (s, node clock).")
-        self.post_success_time = d("post_success_time", 1.0, "scripted: keep holding the lifted cube this long after SUCCESS before stopping (s).")
+        self.episode_timeout = d("episode_timeout", 20.0, "scripted: give up on an episode this long after it started (s, node clock).")
+        self.post_success_time = d("post_success_time", 1.0, "scripted: keep streaming (the arm above the placed cube) this long after SUCCESS before stopping (s).")
         self.reset_timeout = d("reset_timeout", 60.0, "scripted session: wall-clock limit for a reset_episode call (s).")
         self.leader_port = d("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm.")
         self.leader_id = d("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file).")
         self.leader_calibration_dir = d("leader.calibration_dir", "", "leader: LeRobot calibration directory (empty: LeRobot's default).")
-        if self.mode not in ("scripted", "leader"):
-            raise ValueError(f"mode must be 'scripted' or 'leader', got '{self.mode}'")
+        if self.source not in ("scripted", "leader"):
+            raise ValueError(f"source must be 'scripted' or 'leader', got '{self.source}'")
         if self.rate_hz <= 0 or self.episode_timeout <= 0 or self.episodes < 0:
             raise ValueError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
 
@@ -64,7 +65,7 @@ class TeleopNode(Node):
         self._lock = threading.Lock()
         self._joint_state: np.ndarray | None = None
         timer_group = MutuallyExclusiveCallbackGroup()
-        if self.mode == "scripted":
+        if self.source == "scripted":
             self._setup_scripted()
         else:
             self._setup_leader()
@@ -92,7 +93,7 @@ class TeleopNode(Node):
         from soarm_driver.sim.expert import ScriptedExpert
 
         self.expert = ScriptedExpert()
-        self._cube = None  # (stamp s, pos, quat)
+        self._objects: dict[str, tuple] = {}  # ns -> (stamp s, pos, quat)
         self._episode = None  # dict: index, started (s), t0 (s) once planned, success (s)
         self._results: dict[int, str] = {}
         group = ReentrantCallbackGroup()
@@ -111,18 +112,18 @@ class TeleopNode(Node):
 
     def _on_objects(self, msg: MarkerArray):
         for m in msg.markers:
-            if m.ns == CUBE_NS:
+            if m.ns in (CUBE_NS, TARGET_NS):
                 p, o = m.pose.position, m.pose.orientation
                 stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
                 with self._lock:
-                    self._cube = (stamp, np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]))
+                    self._objects[m.ns] = (stamp, np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]))
 
     def _on_event(self, ev: EpisodeEvent):
         stamp = ev.header.stamp.sec + ev.header.stamp.nanosec * 1e-9
         with self._lock:
             if ev.kind == EpisodeEvent.STARTED:
                 self._episode = {"index": ev.episode_index, "started": stamp, "t0": None, "success": None}
-                self.get_logger().info(f"episode {ev.episode_index} started: waiting for the cube pose")
+                self.get_logger().info(f"episode {ev.episode_index} started: waiting for the scene poses")
             elif self._episode is not None and ev.episode_index == self._episode["index"]:
                 if ev.kind == EpisodeEvent.SUCCESS and self._episode["success"] is None:
                     self._episode["success"] = self.now_s()
@@ -138,22 +139,23 @@ class TeleopNode(Node):
             self._episode = None
 
     def _tick(self):
-        if self.mode == "leader":
+        if self.source == "leader":
             self._tick_leader()
             return
         with self._lock:
-            ep, cube, q = self._episode, self._cube, self._joint_state
+            ep, q = self._episode, self._joint_state
+            cube, target = self._objects.get(CUBE_NS), self._objects.get(TARGET_NS)
             if ep is None:
                 return
             now = self.now_s()
             if ep["t0"] is None:
-                # Plan once the cube pose of the new scene (stamped after STARTED) and the arm are known.
-                if cube is None or q is None or cube[0] <= ep["started"]:
+                # Plan once the poses of the new scene (stamped after STARTED) and the arm are known.
+                if cube is None or target is None or q is None or min(cube[0], target[0]) <= ep["started"]:
                     return
-                self.expert.start(cube[1], cube[2], q)
+                self.expert.start(cube[1], cube[2], target[1], q)
                 ep["t0"] = now
                 if self.expert.reach_error > 0.002:
-                    self.get_logger().warning(f"cube at {np.round(cube[1], 3)} may be out of reach ({self.expert.reach_error * 1000:.1f} mm IK error)")
+                    self.get_logger().warning(f"cube at {np.round(cube[1], 3)} or zone at {np.round(target[1], 3)} may be out of reach ({self.expert.reach_error * 1000:.1f} mm IK error)")
             t = now - ep["t0"]
             if ep["success"] is not None and now - ep["success"] >= self.post_success_time:
                 self._finish("success")
@@ -224,7 +226,7 @@ def main(argv=None):
         node = TeleopNode()
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
-        if node.mode == "scripted" and node.episodes > 0:
+        if node.source == "scripted" and node.episodes > 0:
             spin = threading.Thread(target=executor.spin, daemon=True)
             spin.start()
             successes = node.run_session()
@@ -238,7 +240,7 @@ def main(argv=None):
         code = 1
     finally:
         if node is not None:
-            if node.mode == "leader" and hasattr(node, "leader"):
+            if node.source == "leader" and hasattr(node, "leader"):
                 node.leader.disconnect()
             node.destroy_node()
         if rclpy.ok():

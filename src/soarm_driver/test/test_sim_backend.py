@@ -11,7 +11,7 @@ import pytest
 
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec, RobotBackend
 from soarm_driver.sim.backend import DEFAULT_HOME, SimBackend, intrinsics_from_fovy
-from soarm_driver.sim.scene import CUBE
+from soarm_driver.sim.scene import CUBE, TARGET
 
 
 @pytest.fixture(scope="module")
@@ -31,25 +31,36 @@ def test_is_a_robot_backend_with_simulated_time(sim):
 
 def test_same_seed_same_scene_other_seed_other_scene(sim):
     sim.reset_scene(11, True)
-    pos_a, quat_a = sim.object_poses()[CUBE]
+    a = sim.object_poses()
     sim.advance(0.3)  # the world moves on
     sim.reset_scene(12, True)
-    pos_b, _ = sim.object_poses()[CUBE]
+    b = sim.object_poses()
     sim.reset_scene(11, True)
-    pos_c, quat_c = sim.object_poses()[CUBE]
-    np.testing.assert_array_equal(pos_a, pos_c)
-    np.testing.assert_array_equal(quat_a, quat_c)
-    assert np.linalg.norm(pos_a[:2] - pos_b[:2]) > 1e-3
-    # Cube lies on the table in the documented region.
-    assert 0.17 <= pos_a[0] <= 0.27 and -0.10 <= pos_a[1] <= 0.10
-    assert pos_a[2] == pytest.approx(sim.config.cube_size / 2)
+    c = sim.object_poses()
+    for name in (CUBE, TARGET):
+        np.testing.assert_array_equal(a[name][0], c[name][0])
+        np.testing.assert_array_equal(a[name][1], c[name][1])
+        assert np.linalg.norm(a[name][0][:2] - b[name][0][:2]) > 1e-3
+
+
+@pytest.mark.parametrize("seed", range(0, 200, 7))
+def test_scenes_lie_in_the_documented_region(sim, seed):
+    sim.reset_scene(seed, True)
+    poses = sim.object_poses()
+    cube, target = poses[CUBE][0], poses[TARGET][0]
+    for xyz in (cube, target):
+        assert 0.15 <= xyz[0] <= 0.27 and -0.12 <= xyz[1] <= 0.12
+    assert cube[2] == pytest.approx(sim.config.cube_size / 2) and target[2] == 0.0
+    assert np.linalg.norm(cube[:2] - target[:2]) >= 0.10
+    assert not sim.cube_in_target()
 
 
 def test_unrandomized_scene_is_nominal(sim):
     sim.reset_scene(5, False)
-    pos, quat = sim.object_poses()[CUBE]
-    np.testing.assert_allclose(pos[:2], sim.config.cube_nominal)
-    np.testing.assert_allclose(quat, [1, 0, 0, 0])
+    poses = sim.object_poses()
+    np.testing.assert_allclose(poses[CUBE][0][:2], sim.config.cube_nominal)
+    np.testing.assert_allclose(poses[CUBE][1], [1, 0, 0, 0])
+    np.testing.assert_allclose(poses[TARGET][0][:2], sim.config.target_nominal)
 
 
 def test_two_backends_with_same_seed_evolve_identically():
@@ -131,26 +142,58 @@ def test_intrinsics_from_fovy():
     assert (k[0, 2], k[1, 2]) == (320.0, 240.0)
 
 
-def test_success_only_when_the_cube_is_lifted(sim):
-    sim.reset_scene(4, True)
-    sim.advance(0.2)
-    assert sim.task_outcome() is None
-    # Raise the cube just below, then above the success height (a free body placed by hand).
-    adr = sim.model.joint(CUBE).qposadr[0]
-    half = sim.config.cube_size / 2
-    sim.data.qpos[adr + 2] = half + sim.lift_height - 0.01
-    sim.data.qvel[:] = 0
+def place_cube(sim, xy, z):
     import mujoco
 
+    adr = sim.model.joint(CUBE).qposadr[0]
+    sim.data.qpos[adr : adr + 3] = [xy[0], xy[1], z]
+    sim.data.qpos[adr + 3 : adr + 7] = [1, 0, 0, 0]
+    sim.data.qvel[:] = 0
     mujoco.mj_forward(sim.model, sim.data)
+
+
+def test_success_only_when_the_cube_rests_in_the_zone(sim):
+    sim.write_goal_positions(np.array([1.8, -1.2, 1.3, 1.0, 0.0, 0.3]))  # arm turned aside
+    sim.advance(1.5)
+    sim.reset_scene(4, True)
+    sim.advance(0.5)
+    assert sim.task_outcome() is None  # cube on the table, outside the zone
+    target = sim.object_poses()[TARGET][0]
+    half = sim.config.cube_size / 2
+    edge = sim.config.target_size / 2
+    # Just outside the zone's square, resting: no success.
+    place_cube(sim, target[:2] + [edge + 0.004, 0.0], half)
+    sim.advance(0.3)
     assert sim.task_outcome() is None
-    sim.data.qpos[adr + 2] = half + sim.lift_height + 0.01
-    mujoco.mj_forward(sim.model, sim.data)
+    # Inside but held in the air (falling): no success while it is above the table.
+    place_cube(sim, target[:2] + [0.01, -0.01], half + 0.05)
+    assert sim.task_outcome() is None
+    sim.advance(0.05)
+    assert sim.task_outcome() is None  # still falling
+    sim.advance(0.6)  # lands and rests inside
+    assert sim.cube_height() < 0.002 and sim.cube_in_target()
     assert sim.task_outcome() == "success"
-    sim.advance(1.0)  # it falls back onto the table: success stays latched for this episode
-    assert sim.cube_height() < 0.01
+    place_cube(sim, target[:2] + [0.2, 0.0], half)  # knocked out later: success stays latched
     assert sim.task_outcome() == "success"
     sim.reset_scene(4, True)
+    assert sim.task_outcome() is None
+
+
+def test_cube_held_by_the_arm_is_not_released(sim):
+    # Put the cube between the jaws of a gripper pointing down at the zone, and close them.
+    from soarm_driver.sim.expert import ScriptedExpert
+
+    sim.reset_scene(9, True)
+    poses = sim.object_poses()
+    expert = ScriptedExpert()
+    expert.start(poses[CUBE][0], poses[CUBE][1], poses[TARGET][0], sim.read_positions())
+    t = 0.0
+    while expert.phase(t) != "release":
+        sim.write_goal_positions(expert.command(t))
+        sim.advance(1 / 30)
+        t += 1 / 30
+    # The cube is in the zone, low, still held: not a success yet.
+    assert sim.cube_in_target() and sim.cube_touches_arm()
     assert sim.task_outcome() is None
 
 

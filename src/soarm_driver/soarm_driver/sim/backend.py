@@ -1,4 +1,4 @@
-"""MuJoCo simulation of the SO-101 as a driver backend, with the pick-the-cube task.
+"""MuJoCo simulation of the SO-101 as a driver backend, with the cube-to-target-zone task.
 
 Parameters (the `params` dict the driver builds; every key optional, unknown keys
 ignored; the driver passes its `sim.<key>` parameters here without the prefix):
@@ -12,15 +12,17 @@ key                   meaning (default)
 ``randomize``         randomize the first scene (true)
 ``timestep``          physics step, s (0.002)
 ``cube_size``         cube edge, m (0.025)
-``lift_height``       success height of the cube's bottom above the table, m (0.05)
 ``mesh_cell``         mesh simplification cell, m (0.005; 0 = the full 322k-triangle meshes)
 ====================  ============================================================
 
-Task ("Pick up the cube and lift it"): a cube lies on the table in front of the arm,
-its position and yaw drawn from the seed (x 0.17..0.27 m, y -0.10..0.10 m from the
-base, yaw +-0.6 rad). Success: the bottom of the cube is at least ``sim.lift_height``
-above the table top (checked by task_outcome(); once reached it stays 'success' until
-the next reset_scene). The sim never reports 'failure' (timeouts belong to the caller).
+Task ("Put the cube in the target zone"): a red cube (edge ``cube_size``) and a flat
+green square target zone (side 0.07 m) lie on the table in front of the arm; both
+centres are drawn from the seed in x 0.15..0.27 m, y -0.12..0.12 m (base frame), at
+least 0.10 m apart, cube yaw +-0.6 rad. Success (task_outcome() == 'success'): the cube
+rests in the zone -- its centre within the zone's square, its bottom less than 5 mm
+above the table, no contact with the arm (released) and slower than 2 cm/s. Once reached
+it stays 'success' until the next reset_scene. The sim never reports 'failure'
+(timeouts belong to the caller).
 
 Rendering is headless (``MUJOCO_GL=egl``) without shadows or multisampling; one
 mujoco.Renderer per image size. Time is simulated: advance(dt) steps the physics.
@@ -38,12 +40,14 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend  # noqa: E402
-from .scene import CUBE, SceneConfig, build_scene  # noqa: E402
+from .scene import CUBE, TARGET, SceneConfig, build_scene  # noqa: E402
 
-TASK = "Pick up the cube and lift it"
+TASK = "Put the cube in the target zone"
 #: Arm start/home pose (rad): gripper above the workspace, jaws half open.
 DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
-DEFAULT_LIFT_HEIGHT = 0.05
+#: Success: the cube's bottom is at most this high above the table (m), and slower than this (m/s).
+RESTING_HEIGHT = 0.005
+RESTING_SPEED = 0.02
 
 
 def intrinsics_from_fovy(fovy_deg: float, width: int, height: int) -> np.ndarray:
@@ -52,17 +56,26 @@ def intrinsics_from_fovy(fovy_deg: float, width: int, height: int) -> np.ndarray
     return np.array([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
 
 
-def cube_pose_from_seed(seed: int, randomize: bool, config: SceneConfig) -> tuple[np.ndarray, float]:
-    """Cube centre (x, y, z) and yaw of the scene `seed` (deterministic)."""
+def scene_from_seed(seed: int, randomize: bool, config: SceneConfig) -> tuple[np.ndarray, float, np.ndarray]:
+    """Cube centre (x, y, z), cube yaw and target-zone centre (x, y, 0) of scene `seed`.
+
+    Deterministic: the same seed always gives the same scene.
+    """
     if not randomize:
-        x, y = config.cube_nominal
-        yaw = 0.0
+        cube_xy, target_xy, yaw = np.array(config.cube_nominal), np.array(config.target_nominal), 0.0
     else:
         rng = np.random.default_rng(int(seed))
-        x = rng.uniform(*config.cube_x)
-        y = rng.uniform(*config.cube_y)
+
+        def draw():
+            return np.array([rng.uniform(*config.region_x), rng.uniform(*config.region_y)])
+
+        cube_xy = draw()
         yaw = rng.uniform(-config.cube_yaw, config.cube_yaw)
-    return np.array([x, y, config.cube_size / 2]), float(yaw)
+        target_xy = draw()
+        while np.linalg.norm(target_xy - cube_xy) < config.min_separation:
+            target_xy = draw()
+    cube = np.array([cube_xy[0], cube_xy[1], config.cube_size / 2])
+    return cube, float(yaw), np.array([target_xy[0], target_xy[1], 0.0])
 
 
 class SimBackend(RobotBackend):
@@ -82,7 +95,6 @@ class SimBackend(RobotBackend):
             raise ValueError("sim: timestep must be in (0, 0.01] s and cube_size in [0.01, 0.04] m")
         if not 0 <= self.config.mesh_cell <= 0.02:
             raise ValueError("sim: mesh_cell must be in [0, 0.02] m (0 = full meshes)")
-        self.lift_height = float(params.get("lift_height", DEFAULT_LIFT_HEIGHT))
         home = params.get("home_pose", DEFAULT_HOME)
         self.home = np.asarray(home if home is not None and len(home) else DEFAULT_HOME, float)
         if self.home.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(self.home)):
@@ -118,6 +130,9 @@ class SimBackend(RobotBackend):
         self._cube_qadr = m.joint(CUBE).qposadr[0]
         self._cube_vadr = m.joint(CUBE).dofadr[0]
         self._cube_body = m.body(CUBE).id
+        self._target_mocap = m.body(TARGET).mocapid[0]
+        # Every body of the arm: a cube touching one of them is not released.
+        self._arm_bodies = {i for i in range(m.nbody) if i not in (0, self._cube_body, m.body(TARGET).id)}
         self.data.qpos[self._qadr] = self.home
         self.data.ctrl[self._act] = np.clip(self.home, self._ctrl_lo, self._ctrl_hi)
         self.reset_scene(self.seed, self.randomize)
@@ -217,27 +232,53 @@ class SimBackend(RobotBackend):
 
     # ------------------------------------------------------------------ task
     def reset_scene(self, seed: int, randomize: bool) -> None:
-        """Place the cube from `seed` (same seed, same pose) at rest; the arm is left alone."""
+        """Place cube and target zone from `seed` (same seed, same scene); the arm is left alone."""
         self._require()
-        pos, yaw = cube_pose_from_seed(seed, randomize, self.config)
+        cube, yaw, target = scene_from_seed(seed, randomize, self.config)
         adr, vadr = self._cube_qadr, self._cube_vadr
-        self.data.qpos[adr : adr + 3] = pos
+        self.data.qpos[adr : adr + 3] = cube
         self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
         self.data.qvel[vadr : vadr + 6] = 0.0
+        self.data.mocap_pos[self._target_mocap] = target
+        self.data.mocap_quat[self._target_mocap] = [1.0, 0.0, 0.0, 0.0]
         mujoco.mj_forward(self.model, self.data)
         self.seed, self.randomize = int(seed), bool(randomize)
         self._success = False
 
     def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{'cube': centre, 'target': centre of the zone on the table}, world frame, quat wxyz."""
         self._require()
-        return {CUBE: (self.data.xpos[self._cube_body].copy(), self.data.xquat[self._cube_body].copy())}
+        d = self.data
+        return {
+            CUBE: (d.xpos[self._cube_body].copy(), d.xquat[self._cube_body].copy()),
+            TARGET: (d.mocap_pos[self._target_mocap].copy(), d.mocap_quat[self._target_mocap].copy()),
+        }
 
     def cube_height(self) -> float:
         """Height of the cube's bottom above the table top, m (for a flat-lying cube)."""
         return float(self.data.xpos[self._cube_body][2] - self.config.cube_size / 2)
 
+    def cube_touches_arm(self) -> bool:
+        d, m = self.data, self.model
+        for c in d.contact[: d.ncon]:
+            bodies = {m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]}
+            if self._cube_body in bodies and bodies & self._arm_bodies:
+                return True
+        return False
+
+    def cube_in_target(self) -> bool:
+        """The cube's centre lies within the target zone's square (any height)."""
+        offset = self.data.xpos[self._cube_body][:2] - self.data.mocap_pos[self._target_mocap][:2]
+        return bool(np.all(np.abs(offset) <= self.config.target_size / 2))
+
     def task_outcome(self) -> str | None:
         self._require()
-        if not self._success and self.cube_height() >= self.lift_height:
-            self._success = True
+        if not self._success:
+            speed = np.linalg.norm(self.data.qvel[self._cube_vadr : self._cube_vadr + 3])
+            self._success = (
+                self.cube_in_target()
+                and self.cube_height() < RESTING_HEIGHT
+                and speed < RESTING_SPEED
+                and not self.cube_touches_arm()
+            )
         return "success" if self._success else None

@@ -1,20 +1,24 @@
-"""Scripted expert for the sim task "Pick up the cube and lift it" (ROS-free).
+"""Scripted expert for the sim task "Put the cube in the target zone" (ROS-free).
 
-Given the cube pose (world frame, as published on `scene/objects`) and the arm's
-joint positions when the episode starts, it produces a joint-position goal for any
-time t since the start, through five phases:
+Given the cube pose and the target-zone centre (world frame, as published on
+`scene/objects`) and the arm's joint positions when the episode starts, it produces a
+joint-position goal for any time t since the start, through these segments:
 
-1. approach  -- joint-space minimum-jerk move to a pre-grasp pose `approach_height`
-   above the grasp point, jaws opening to `open_angle`;
-2. descend   -- straight vertical line down to the grasp point (IK every tick);
-3. close     -- jaws close to `close_angle` (beyond the cube: it squeezes);
-4. lift      -- straight vertical line up by `lift_distance` (IK every tick);
-5. hold      -- keep the last goal.
+1. approach -- joint-space minimum-jerk move to `approach_height` above the cube, jaws
+   opening to `open_angle`;
+2. descend  -- straight down to the grasp point;
+3. close    -- jaws close to `close_angle` (beyond the cube: it squeezes);
+4. lift     -- straight up by `carry_height`;
+5. carry    -- straight line at that height to above the zone's centre;
+6. lower    -- straight down until the cube is `place_clearance` above the table;
+7. release  -- jaws open;
+8. retreat  -- straight up by `carry_height`; then hold.
 
-The gripper points straight down with its jaws across two opposite cube faces (the
-pair that needs the least wrist roll). All trajectories are minimum-jerk in time,
-so demonstrations are smooth and, for a given scene, identical from run to run:
-ACT learns best from consistent demonstrations.
+Cartesian segments are solved by IK every tick (warm-started from the previous
+solution). The gripper points down with its jaws across the pair of cube faces that
+needs the least wrist roll, and keeps that orientation while carrying. Every segment is
+minimum-jerk in time, so demonstrations are smooth and, for a given scene and start
+pose, identical from run to run: ACT learns best from consistent demonstrations.
 """
 
 from __future__ import annotations
@@ -38,13 +42,19 @@ IK_SEED = np.array([0.0, -0.6, 0.9, 1.2, 0.0, 0.0])
 class ExpertConfig:
     approach_height: float = 0.06  #: pre-grasp height above the grasp point, m
     grasp_z_offset: float = 0.004  #: grasp point above the cube centre, m (jaw tips clear the table)
-    lift_distance: float = 0.10  #: how far the grasped cube is raised, m
-    open_angle: float = 0.8  #: jaw angle while approaching, rad
+    carry_height: float = 0.06  #: lift height while carrying, m
+    place_clearance: float = 0.003  #: cube bottom above the table when the jaws open, m
+    open_angle: float = 0.8  #: jaw angle while approaching / after release, rad
     close_angle: float = -0.15  #: jaw goal when closing, rad (inside the joint range)
-    t_approach: float = 2.0  #: s
-    t_descend: float = 1.2  #: s
-    t_close: float = 1.0  #: s (closing takes the first 70 %, the rest lets the grip settle)
-    t_lift: float = 1.5  #: s
+    #: Segment durations, s.
+    t_approach: float = 2.0
+    t_descend: float = 1.2
+    t_close: float = 1.0  #: closing takes the first 70 %, the rest lets the grip settle
+    t_lift: float = 1.0
+    t_carry: float = 2.0
+    t_lower: float = 1.0
+    t_release: float = 0.8
+    t_retreat: float = 1.0
     cube_size: float = 0.025  #: m
 
 
@@ -79,15 +89,15 @@ def grasp_tool_offset(ik_model: mujoco.MjModel, cube_size: float) -> np.ndarray:
 
 
 class ScriptedExpert:
-    """Pick-and-lift expert: call start() once per episode, then command(t) every tick."""
+    """Pick-and-place expert: call start() once per episode, then command(t) every tick."""
 
-    PHASES = ("approach", "descend", "close", "lift", "hold")
+    PHASES = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
 
     def __init__(self, config: ExpertConfig = ExpertConfig()):
         self.config = config
         self.ik = ArmIK()
         self.ik.tool_offset = grasp_tool_offset(self.ik.model, config.cube_size)
-        self._plan = None
+        self._segments = None
 
     # ------------------------------------------------------------------ planning
     def grasp_rotation(self, cube_pos, cube_quat) -> np.ndarray:
@@ -105,69 +115,67 @@ class ScriptedExpert:
         x_axis = np.array([0.0, 0.0, -1.0])
         return np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
 
-    def start(self, cube_pos, cube_quat, q_start) -> None:
-        """Plan the episode from the cube pose (world) and the arm's joint positions (6,)."""
+    def start(self, cube_pos, cube_quat, target_pos, q_start) -> None:
+        """Plan the episode from the cube pose, the zone centre (world) and the joints (6,)."""
         c = self.config
         cube_pos = np.asarray(cube_pos, float)
+        target_pos = np.asarray(target_pos, float)
         q_start = np.asarray(q_start, float)
-        rot = self.grasp_rotation(cube_pos, cube_quat)
+        self._rot = self.grasp_rotation(cube_pos, cube_quat)
+        up = np.array([0.0, 0.0, c.carry_height])
         grasp = cube_pos + [0.0, 0.0, c.grasp_z_offset]
         pre = grasp + [0.0, 0.0, c.approach_height]
-        seed = IK_SEED.copy()
-        # Solve the grasp first from the fixed seed, then climb to the pre-grasp from it:
-        # the descent then retraces a continuous IK branch.
-        q_grasp, err = self.ik.solve(grasp, rot, seed, iters=200)
-        q_pre, err_pre = self.ik.solve(pre, rot, q_grasp, iters=200)
+        place = np.array([target_pos[0], target_pos[1], c.cube_size / 2 + c.place_clearance + c.grasp_z_offset])
+        # Solve the grasp from a fixed seed, then the pre-grasp from it: the descent then
+        # retraces one continuous IK branch, whatever the arm's start pose.
+        q_grasp, err = self.ik.solve(grasp, self._rot, IK_SEED, iters=200)
+        q_pre, err_pre = self.ik.solve(pre, self._rot, q_grasp, iters=200)
+        _, err_place = self.ik.solve(place, self._rot, q_grasp, iters=200)
         q_pre[5] = c.open_angle
-        t1 = c.t_approach
-        t2 = t1 + c.t_descend
-        t3 = t2 + c.t_close
-        t4 = t3 + c.t_lift
-        self._plan = dict(
-            q_start=q_start, q_pre=q_pre, rot=rot, grasp=grasp, pre=pre,
-            times=(t1, t2, t3, t4), reach_error=max(err, err_pre),
-        )
+        self.reach_error = max(err, err_pre, err_place)
+        o, x = c.open_angle, c.close_angle
+        # (name, duration, start point, end point, gripper start, gripper end, gripper share of the time)
+        self._segments = [
+            ("approach", c.t_approach, q_start, q_pre, None, None, 1.0),
+            ("descend", c.t_descend, pre, grasp, o, o, 1.0),
+            ("close", c.t_close, grasp, grasp, o, x, 0.7),
+            ("lift", c.t_lift, grasp, grasp + up, x, x, 1.0),
+            ("carry", c.t_carry, grasp + up, place + up, x, x, 1.0),
+            ("lower", c.t_lower, place + up, place, x, x, 1.0),
+            ("release", c.t_release, place, place, x, o, 1.0),
+            ("retreat", c.t_retreat, place, place + up, o, o, 1.0),
+        ]
         self._q_last = q_pre.copy()
-        self._q_lift = None
-
-    @property
-    def reach_error(self) -> float:
-        """IK position error (m) of the planned grasp; > 1 mm means the cube is out of reach."""
-        return self._plan["reach_error"]
 
     @property
     def duration(self) -> float:
-        """Time (s) at which the lift ends."""
-        return self._plan["times"][-1]
+        """Time (s) at which the last segment ends."""
+        return sum(seg[1] for seg in self._segments)
 
     def phase(self, t: float) -> str:
-        for name, end in zip(self.PHASES, self._plan["times"]):
+        end = 0.0
+        for seg in self._segments:
+            end += seg[1]
             if t < end:
-                return name
+                return seg[0]
         return "hold"
 
     # ------------------------------------------------------------------ execution
-    def _tool_goal(self, target, grip: float) -> np.ndarray:
-        q, _ = self.ik.solve(target, self._plan["rot"], self._q_last, iters=30)
-        q[5] = grip
-        self._q_last = q
-        return q.copy()
-
     def command(self, t: float) -> np.ndarray:
         """Joint goal (6,) in radians at time t (s) since start(). Call with increasing t."""
-        if self._plan is None:
+        if self._segments is None:
             raise RuntimeError("ScriptedExpert.command() before start()")
-        p, c = self._plan, self.config
-        t1, t2, t3, t4 = p["times"]
-        if t < t1:
-            s = min_jerk(t / t1)
-            return p["q_start"] + s * (p["q_pre"] - p["q_start"])
-        if t < t2:
-            s = min_jerk((t - t1) / (t2 - t1))
-            return self._tool_goal(p["pre"] + s * (p["grasp"] - p["pre"]), c.open_angle)
-        if t < t3:
-            s = min_jerk((t - t2) / (0.7 * (t3 - t2)))
-            q = self._tool_goal(p["grasp"], c.open_angle + s * (c.close_angle - c.open_angle))
-            return q
-        s = min_jerk((t - t3) / (t4 - t3))
-        return self._tool_goal(p["grasp"] + [0.0, 0.0, s * c.lift_distance], c.close_angle)
+        t0 = 0.0
+        for seg in self._segments:
+            if t < t0 + seg[1] or seg is self._segments[-1]:
+                break
+            t0 += seg[1]
+        name, duration, a, b, g0, g1, g_share = seg
+        s = min_jerk((t - t0) / duration)
+        if name == "approach":
+            return a + s * (b - a)
+        q, _ = self.ik.solve(a + s * (b - a), self._rot, self._q_last, iters=30)
+        self._q_last = q
+        q = q.copy()
+        q[5] = g0 + min_jerk((t - t0) / (g_share * duration)) * (g1 - g0)
+        return q

@@ -19,6 +19,8 @@ import numpy as np
 
 #: Name of the task object (body, geom, free joint and marker namespace).
 CUBE = "cube"
+#: Name of the target zone (mocap body, geom and marker namespace).
+TARGET = "target"
 #: Camera names in the model.
 FRONT_CAMERA = "front"
 WRIST_CAMERA = "wrist"
@@ -42,13 +44,18 @@ class SceneConfig:
     #: Edge length of the cube.
     cube_size: float = 0.025
     cube_mass: float = 0.03
-    #: Region (world x, y) where the cube centre is placed: [xmin, xmax], [ymin, ymax].
-    cube_x: tuple[float, float] = (0.17, 0.27)
-    cube_y: tuple[float, float] = (-0.10, 0.10)
+    #: Side of the square target zone (flat, on the table).
+    target_size: float = 0.07
+    #: Region (world x, y) where the cube and the target-zone centres are drawn.
+    region_x: tuple[float, float] = (0.15, 0.27)
+    region_y: tuple[float, float] = (-0.12, 0.12)
+    #: Minimum distance between the cube and the target-zone centres.
+    min_separation: float = 0.10
     #: Cube yaw is drawn uniformly in [-cube_yaw, cube_yaw].
     cube_yaw: float = 0.6
-    #: Nominal cube position (x, y) used when the scene is not randomized.
-    cube_nominal: tuple[float, float] = (0.22, 0.0)
+    #: Nominal positions (x, y) used when the scene is not randomized.
+    cube_nominal: tuple[float, float] = (0.22, -0.07)
+    target_nominal: tuple[float, float] = (0.22, 0.07)
     #: Physics timestep (s). 2 ms keeps grasps stable; a step costs ~15 us.
     timestep: float = 0.002
     #: Mesh simplification cell (m) for cheap software rendering; 0 keeps the full meshes.
@@ -215,6 +222,14 @@ def build_scene(config: SceneConfig = SceneConfig(), offscreen_size: tuple[int, 
         name=CUBE, type=mujoco.mjtGeom.mjGEOM_BOX, size=[half, half, half],
         mass=config.cube_mass, rgba=[0.85, 0.15, 0.15, 1.0],
         friction=[1.5, 0.01, 0.001], condim=4,
+    )
+
+    # The target zone: a flat green square on the table, visual only; a mocap body so
+    # reset_scene() can move it without recompiling.
+    target = world.add_body(name=TARGET, mocap=True, pos=[config.target_nominal[0], config.target_nominal[1], 0.0])
+    target.add_geom(
+        name=TARGET, type=mujoco.mjtGeom.mjGEOM_BOX, size=[config.target_size / 2, config.target_size / 2, 0.001],
+        pos=[0.0, 0.0, 0.001], rgba=[0.15, 0.65, 0.25, 1.0], contype=0, conaffinity=0,
     )
 
     # Front camera: fixed, in front of the arm, looking back at the workspace.
