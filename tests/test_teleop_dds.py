@@ -93,3 +93,5 @@ def test_teleop_follows_episodes_started_by_others(start_node, ros_node):
     assert resp.success, resp.message
     ros_node.wait_for(lambda: resp.episode_index in successes(events), 60, what="SUCCESS of the episode we started")
     assert teleop.alive()
+    started = [e for e in events.snapshot() if e.kind == EpisodeEvent.STARTED]
+    assert started[-1].task == TASK  # the sim backend's task text is the driver's default

@@ -25,6 +25,7 @@ def sim():
 def test_is_a_robot_backend_with_simulated_time(sim):
     assert isinstance(sim, RobotBackend)
     assert sim.simulated_time is True
+    assert sim.task_text == "Put the cube in the target zone"
     assert sim.read_positions().shape == (len(JOINT_NAMES),)
     np.testing.assert_allclose(sim.read_positions(), DEFAULT_HOME, atol=0.05)
 

@@ -83,6 +83,8 @@ class SimBackend(RobotBackend):
 
     simulated_time = True
     enabled_on_start = True
+    #: The driver's default episode task text with this backend.
+    task_text = TASK
 
     def __init__(self, params: dict | None = None):
         params = dict(params or {})
