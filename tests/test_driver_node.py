@@ -246,3 +246,34 @@ def test_camera_images_and_info(start_node, ros_node):
     time.sleep(0.2)
     after = np.frombuffer(bytes(front.last().data), np.uint8)
     assert np.count_nonzero(before != after) > 100  # the image follows the arm
+
+
+def test_task_success_published_once_per_episode(start_node, ros_node):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from soarm_msgs.msg import EpisodeEvent
+    from soarm_msgs.srv import ResetEpisode
+
+    # integers where floats are declared (YAML `fps: 30`) are accepted
+    params = {"mock.success_after": 0.3, "state_rate_hz": 30, "cameras.front.fps": 30}
+    proc, states, commands = start_driver(start_node, ros_node, params=params)
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    events = Collector(ros_node, EpisodeEvent, "episode_events", latched)
+
+    def successes():
+        return [e.episode_index for e in events.snapshot() if e.kind == EpisodeEvent.SUCCESS]
+
+    time.sleep(0.6)
+    assert successes() == []  # no episode running, no outcome
+    for index in (0, 1):
+        r = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=index), timeout=30)
+        assert r.success and r.episode_index == index
+        ros_node.wait_for(lambda: index in successes(), 10, what=f"SUCCESS of episode {index}")
+        time.sleep(0.5)
+        assert successes().count(index) == 1  # once, although the task keeps reporting success
+
+
+def test_invalid_configuration_exits_with_clear_message(start_node):
+    proc = start_node("soarm_driver", "driver", params={"backend": "nope"})
+    proc.proc.wait(timeout=60)
+    assert proc.proc.returncode == 2
+    assert "unknown backend 'nope'" in proc.log() and "Traceback" not in proc.log()

@@ -24,6 +24,7 @@ import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -166,8 +167,20 @@ class DriverNode(Node):
         )
 
     # ------------------------------------------------------------------ parameters
+    def _number(self, name, default, description):
+        """Declare a numeric parameter that accepts 30 as well as 30.0 (YAML, -p)."""
+        value = self.declare_parameter(
+            name, default, ParameterDescriptor(description=description, dynamic_typing=True)
+        ).value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"parameter {name} must be a number, got {value!r}")
+        return type(default)(value)
+
     def _declare(self, name, default, description):
-        self._params[name] = self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            self._params[name] = self._number(name, default, description)
+        else:
+            self._params[name] = self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def _declare_parameters(self):
         self._params: dict = {}
@@ -211,9 +224,9 @@ class DriverNode(Node):
                 continue
             pre = f"cameras.{name}."
             desc = ParameterDescriptor
-            w = self.declare_parameter(pre + "width", 640, desc(description=f"Camera {name}: image width (px).")).value
-            h = self.declare_parameter(pre + "height", 480, desc(description=f"Camera {name}: image height (px).")).value
-            fps = self.declare_parameter(pre + "fps", 30.0, desc(description=f"Camera {name}: frame rate (Hz).")).value
+            w = self._number(pre + "width", 640, f"Camera {name}: image width (px).")
+            h = self._number(pre + "height", 480, f"Camera {name}: image height (px).")
+            fps = self._number(pre + "fps", 30.0, f"Camera {name}: frame rate (Hz).")
             src = self.declare_parameter(
                 pre + "source", "", desc(description=f"Camera {name}: MuJoCo camera name (sim) or OpenCV index/path (feetech).")
             ).value
@@ -652,7 +665,7 @@ def main(argv=None):
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as e:  # bad parameters: a clear message, no traceback
+    except (ValueError, ParameterException) as e:  # bad parameters: a clear message, no traceback
         print(f"driver: invalid configuration: {e}", flush=True)
         return 2
     finally:

@@ -33,6 +33,10 @@ class MockBackend(RobotBackend):
     def __init__(self, params: dict | None = None):
         params = params or {}
         self.time_constant = float(params.get("time_constant", 0.05))
+        #: Test hook: report task success this many seconds (mock time) after each
+        #: reset_scene; <= 0: never (the mock has no real task).
+        self.success_after = float(params.get("success_after", 0.0))
+        self._since_reset: float | None = None
         home = params.get("home_pose", [0.0] * len(JOINT_NAMES))
         self._q = np.asarray(home, dtype=float).copy()
         self._v = np.zeros(len(JOINT_NAMES))
@@ -69,6 +73,8 @@ class MockBackend(RobotBackend):
         self._goal = self._q.copy()
 
     def advance(self, dt: float) -> None:
+        if self._since_reset is not None:
+            self._since_reset += max(dt, 0.0)
         if not self._torque or dt <= 0:
             self._v[:] = 0.0
             return
@@ -105,6 +111,7 @@ class MockBackend(RobotBackend):
         return img
 
     def reset_scene(self, seed: int, randomize: bool) -> None:
+        self._since_reset = 0.0
         if randomize:
             rng = np.random.default_rng(seed)
             self._cube = _NOMINAL_CUBE + np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.1, 0.1), 0.0])
@@ -113,3 +120,8 @@ class MockBackend(RobotBackend):
 
     def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"cube": (self._cube.copy(), np.array([1.0, 0.0, 0.0, 0.0]))}
+
+    def task_outcome(self) -> str | None:
+        if self.success_after > 0 and self._since_reset is not None and self._since_reset >= self.success_after:
+            return "success"
+        return None
