@@ -100,6 +100,8 @@ def test_recorder_writes_one_bag_per_episode_and_they_convert(start_node, ros_no
     time.sleep(1.2)
     streams.event(E.STARTED, 9, "push the cube")  # a new episode closes the running one
     time.sleep(1.2)
+    # a loaded machine can deliver events late (reliable retransmission): wait for the bag
+    ros_node.wait_for(lambda: len(list(out.iterdir())) == 3, 20, what="third bag opened")
     r = ros_node.call(Trigger, "/recorder/stop", Trigger.Request())
     assert r.success and "episode_000002_" in r.message
     assert not ros_node.call(Trigger, "/recorder/stop", Trigger.Request()).success

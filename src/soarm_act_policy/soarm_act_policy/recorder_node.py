@@ -48,15 +48,20 @@ class RecorderNode(Node):
         self.depth = d("queue_depth", 100, "Subscription history depth per topic, messages.")
         period = d("discovery_period", 0.5, "Seconds between looks for publishers of topics "
                    "not yet subscribed.")
+        close_timeout = d("close_timeout", 2.0, "Seconds an ended bag stays open for messages "
+                          "stamped before the end that are still arriving (a busy recorder lags).")
+        pre_roll = d("pre_roll", 30, "Messages kept per topic while not recording, written into "
+                     "the next bag when their stamps are inside its episode.")
         self.specs = load_topics(topics_file or None)
         self.session = EpisodeRecorder(
             self.output_dir, {self.resolve_topic_name(t.name): t.type for t in self.specs},
-            storage=storage, log=self.get_logger().info)
+            storage=storage, close_timeout=close_timeout, pre_roll=pre_roll, log=self.get_logger().info)
         self._subs: dict[str, object] = {}
         self._event_cls = message_class(EVENT_TYPE)
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_timer(float(period), self._discover)
+        self.create_timer(0.1, self.session.tick)
         self.get_logger().info(
             f"recording {len(self.specs)} topics into {self.session.output_dir} "
             f"({'on episode_events and ' if self.auto_record else ''}~/start, ~/stop)")
@@ -115,13 +120,13 @@ class RecorderNode(Node):
         return response
 
     def _on_stop(self, request, response):
-        path = self.session.stop("~/stop")
+        path = self.session.stop("~/stop", end_ns=self._now_ns(), wait=True)
         response.success = path is not None
         response.message = str(path) if path else "not recording"
         return response
 
     def close(self) -> None:
-        self.session.stop("shutdown")
+        self.session.close_all("shutdown")
 
 
 def main(argv=None):

@@ -43,12 +43,12 @@ def test_bags_follow_episode_events_and_names_sort(tmp_path):
     rec.on_message("/joint_states", 17, js(17))
     ev(18, STARTED, 2, "stack")  # closes episode 1
     rec.on_message("/joint_states", 19, js(19))
-    rec.stop("shutdown")
-    names = [p.name for p in rec.closed_bags]
+    rec.close_all("shutdown")
+    names = sorted(p.name for p in rec.closed_bags)
     assert [n[:14] for n in names] == ["episode_000042", "episode_000043", "episode_000044"]
     assert sorted(p.name for p in tmp_path.iterdir())[1:] == names
     content = []
-    for bag in rec.closed_bags:
+    for bag in sorted(rec.closed_bags):
         with open_bag(bag) as b:
             content.append([(m.topic, m.log_time_ns) for m in b.messages(["joint_states", "episode_events"])])
             assert b.custom_data["soarm.started_by"] == "episode_events"
@@ -56,7 +56,7 @@ def test_bags_follow_episode_events_and_names_sort(tmp_path):
                         ("/episode_events", 13)],
                        [("/episode_events", 16), ("/joint_states", 17)],
                        [("/episode_events", 18), ("/joint_states", 19)]]
-    with open_bag(rec.closed_bags[1]) as b:
+    with open_bag(sorted(rec.closed_bags)[1]) as b:
         assert b.custom_data["soarm.task"] == "place" and b.custom_data["soarm.ended_by"] == "next episode"
 
 
@@ -90,3 +90,39 @@ def test_bad_topic_file_is_a_clear_error(tmp_path):
     f.write_text("topics:\n  - name: joint_states\n")
     with pytest.raises(ValueError, match="needs 'name' and 'type'"):
         load_topics(f)
+
+
+def test_lagging_recorder_files_messages_by_stamp(tmp_path):
+    """Events handled before (or after) the data they enclose: bags still split by stamps."""
+    now = [0.0]
+    rec = EpisodeRecorder(tmp_path, {"joint_states": "sensor_msgs/msg/JointState",
+                                     "episode_events": "soarm_msgs/msg/EpisodeEvent"},
+                          close_timeout=5.0, clock=lambda: now[0])
+    js = lambda t: rec.on_message("/joint_states", 1000 + t, _raw(joint_state(t, ["a"], [1.0]),  # noqa: E731
+                                                                   "sensor_msgs/msg/JointState"))
+
+    def ev(t, kind, idx):
+        rec.on_event("/episode_events", 1000 + t, _raw(episode_event(t, kind, idx), "soarm_msgs/msg/EpisodeEvent"),
+                     kind=kind, episode_index=idx, task="", stamp_ns=t)
+
+    js(5)       # before the episode: pre-roll only
+    js(12)      # stamped inside episode 0, handled before its STARTED (pre-roll)
+    ev(10, STARTED, 0)
+    ev(20, ENDED, 0)
+    js(15)      # late: still goes to episode 0, which waits for it
+    assert len(rec.closing) == 1 and not rec.closed_bags
+    js(21)      # joint_states moved past the end ...
+    assert len(rec.closing) == 1  # ... but episode_events has not yet
+    ev(30, STARTED, 1)  # now it has: episode 0 closes
+    assert len(rec.closed_bags) == 1
+    js(31)
+    ev(40, ENDED, 1)
+    now[0] = 6.0  # episode_events never passes 40: the timeout closes episode 1
+    rec.tick()
+    assert len(rec.closed_bags) == 2
+    stamps = []
+    for bag in rec.closed_bags:
+        with open_bag(bag) as b:
+            stamps.append([(m.topic[1:2], m.msg.header.stamp.nanosec) for m in b.messages(["joint_states", "episode_events"])])
+    assert [sorted(s, key=lambda x: x[1]) for s in stamps] == [
+        [("e", 10), ("j", 12), ("j", 15), ("e", 20)], [("e", 30), ("j", 31), ("e", 40)]]
