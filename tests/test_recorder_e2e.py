@@ -27,6 +27,13 @@ def test_sim_driver_teleop_recorder_to_dataset(start_node, ros_node, tmp_path):
     rec = start_node("soarm_act_policy", "recorder", params_file=ROOT / "config" / "recorder.yaml",
                      params={"output_dir": str(out), "use_sim_time": True})
     n = ros_node.node
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from soarm_msgs.msg import EpisodeEvent
+
+    started = []
+    n.create_subscription(EpisodeEvent, "episode_events",
+                          lambda e: started.append(e.task) if e.kind == EpisodeEvent.STARTED else None,
+                          QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     ros_node.wait_for(lambda: all(any(i.node_name == "recorder" for i in n.get_subscriptions_info_by_topic(t))
                                   for t in TOPICS), 90, what="recorder subscribed to the sim driver's topics")
     teleop = start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml",
@@ -40,7 +47,8 @@ def test_sim_driver_teleop_recorder_to_dataset(start_node, ros_node, tmp_path):
     assert rec.alive()
 
     result = convert(sorted(out.iterdir()), "soarm_test/sim_demo", tmp_path / "dataset")
-    assert [e.task for e in result.episodes] == ["Pick up the cube and lift it"] * 2
+    assert len(started) == 2 and started[0]  # the driver's task text, as announced in STARTED
+    assert [e.task for e in result.episodes] == started
     assert [e.segment.outcome for e in result.episodes] == ["success", "success"]
     for ep in result.episodes:
         r = ep.report(30)
