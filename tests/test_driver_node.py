@@ -140,7 +140,7 @@ def test_bad_commands_rejected_arm_does_not_move(start_node, ros_node):
 
 def test_watchdog_holds_when_stream_stops(start_node, ros_node):
     proc, states, commands = start_driver(
-        start_node, ros_node, params={"max_joint_velocity": [0.5], "command_timeout": 0.3}
+        start_node, ros_node, params={"max_joint_velocity": [0.5], "command_timeout": 0.5}
     )
     status = Status(ros_node)
     pub = publisher(ros_node)
@@ -197,7 +197,7 @@ def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
 
     r1 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(task="stack it", seed=7, randomize=True), timeout=30)
     assert r1.success and r1.episode_index == 0 and r1.seed_used == 7, r1.message
-    np.testing.assert_allclose(positions(states.last()), home, atol=0.05)
+    ros_node.wait_for(lambda: np.allclose(positions(states.last()), home, atol=0.05), 5, what="arm at home")
     cube_a = cube()
     r2 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=8, randomize=True), timeout=30)
     assert r2.success and r2.episode_index == 1
