@@ -116,3 +116,29 @@ def test_mesh_tool_cli_reports_missing_meshes_clearly(tmp_path):
     ok = subprocess.run([sys.executable, str(MESH_TOOL), "-o", str(out)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert out.read_text().count("<mesh ") >= 7
+
+
+def test_camera_optical_frames_match_the_sim_cameras():
+    """<name>_camera_optical_frame in the URDF = the sim's MuJoCo camera (turned to the ROS
+    optical convention: MuJoCo cameras look along -z with y up, optical frames along +z, y down)."""
+    mujoco = pytest.importorskip("mujoco")
+    try:
+        from soarm_driver.sim.scene import build_scene
+    except ImportError as exc:
+        pytest.skip(f"sim scene not importable: {exc}")
+    model, _ = build_scene()
+    data = mujoco.MjData(model)
+    text = URDF.read_text()
+    q = np.random.default_rng(5).uniform(-0.8, 0.8, size=(3, 6))
+    to_optical = np.diag([1.0, -1.0, -1.0])
+    for row in q:
+        for name, value in zip(JOINT_NAMES, row):
+            data.qpos[model.joint(name).qposadr[0]] = value
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_camlight(model, data)
+        for camera in ("front", "wrist"):
+            pose = KinematicChain(text, root_link="world", tip_link=f"{camera}_camera_optical_frame").transforms(row[None])[0]
+            cam = model.camera(camera).id
+            np.testing.assert_allclose(pose[:3, 3], data.cam_xpos[cam], atol=1e-6, err_msg=camera)
+            np.testing.assert_allclose(pose[:3, :3], data.cam_xmat[cam].reshape(3, 3) @ to_optical, atol=1e-6,
+                                       err_msg=camera)
