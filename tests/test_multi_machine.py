@@ -4,8 +4,9 @@ The driver (mock backend) runs in one namespace, a policy-side rclpy process in 
 they are joined through a routing namespace that does not forward multicast, and each
 "host" gets its own /dev/shm, so DDS can only meet over unicast UDP between the two
 addresses. With the LAN profile on both sides nothing is discovered (the control); with
-the unicast profile (config/dds/make_profile.py, peers = both addresses) the policy side
-discovers the driver, sends joint_trajectory commands and sees joint_states follow them.
+the unicast profile (config/dds/make_profile.py, peers = both addresses) the real policy
+node (a tiny random ACT checkpoint whose actions are a fixed pose) on the GPU side drives the
+arm there; with a discovery server, a plain rclpy process commands it.
 
 Needs root and iproute2 (`ip netns`); skips with the reason otherwise.
 """
@@ -20,11 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DDS = ROOT / "config" / "dds"
 DRIVER = ROOT / "install" / "soarm_driver" / "lib" / "soarm_driver" / "driver"
+POLICY = ROOT / "install" / "soarm_act_policy" / "lib" / "soarm_act_policy" / "policy"
 
 pytestmark = pytest.mark.dds
 
@@ -76,6 +79,53 @@ rclpy.shutdown()
 '''
 
 
+# The GPU host's operator: waits for the robot's joint_states, enables the policy node
+# (/policy/enable) and waits until the arm reaches the pose the policy commands.
+OPERATOR = r'''
+import json, sys, time
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+target, timeout = np.array(json.loads(sys.argv[1])), float(sys.argv[2])
+names = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+rclpy.init()
+node = rclpy.create_node("gpu_host_operator")
+state = {}
+node.create_subscription(JointState, "joint_states", lambda m: state.update(zip(m.name, m.position)),
+                         qos_profile_sensor_data)
+t0 = time.monotonic()
+result = {"discovered": False, "enabled": False, "moved": False}
+while time.monotonic() - t0 < timeout and len(state) < 6:
+    rclpy.spin_once(node, timeout_sec=0.1)
+if len(state) >= 6:
+    result["discovered"] = True
+    result["discovery_s"] = round(time.monotonic() - t0, 2)
+    result["start"] = [state[n] for n in names]
+    client = node.create_client(SetBool, "/policy/enable")
+    if client.wait_for_service(timeout_sec=timeout):
+        future = client.call_async(SetBool.Request(data=True))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=30)
+        result["enabled"] = bool(future.result() and future.result().success)
+    t1 = time.monotonic()
+    while result["enabled"] and time.monotonic() - t1 < timeout:
+        rclpy.spin_once(node, timeout_sec=0.1)
+        q = np.array([state[n] for n in names])
+        if np.abs(q[:5] - target[:5]).max() < 0.05:
+            result["moved"] = True
+            result["move_s"] = round(time.monotonic() - t1, 2)
+            break
+    result["end"] = [state[n] for n in names]
+print("RESULT " + json.dumps(result), flush=True)
+node.destroy_node()
+rclpy.shutdown()
+'''
+#: Where the tiny random policy sends the arm (rad): its action mean, with a near-zero std.
+POLICY_TARGET = [0.1, -0.2, 0.3, -0.4, 0.5, 0.6]
+
+
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), capture_output=True, text=True, check=check)
 
@@ -108,8 +158,12 @@ class TwoHosts:
             run("ip", "-n", ns, "route", "add", "default", "via", f"{net[host]}.254")
 
     def popen(self, host: str, argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-        # Own /dev/shm per host: Fast DDS shared memory must not bridge the two "machines".
-        script = 'mount -t tmpfs -o size=256m soarm_shm /dev/shm && exec "$@"'
+        # Own /dev/shm per host, shared by that host's processes: Fast DDS shared memory
+        # must not bridge the two "machines" (`ip netns exec` gives each process its own
+        # mount namespace, so the host's directory is bind-mounted over /dev/shm).
+        shm = log.parent / f"shm_{host}"
+        shm.mkdir(exist_ok=True)
+        script = f'mount --bind "{shm}" /dev/shm && exec "$@"'
         return subprocess.Popen(
             ["ip", "netns", "exec", self.ns[host], "sh", "-c", script, "sh", *argv],
             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -163,10 +217,7 @@ def fastdds_discovery_tool() -> tuple[list[str], dict]:
     return [tool, "discovery"], env
 
 
-def exchange(hosts: TwoHosts, tmp_path: Path, profile: Path, name: str, discover_timeout: float) -> dict:
-    """Driver on `robot`, policy side on `gpu`, both with `profile`; the policy side's result."""
-    if not DRIVER.exists():
-        pytest.fail(f"{DRIVER} not installed: run scripts/setup.sh")
+def dds_env(profile: Path) -> dict:
     env = {
         **os.environ,
         "FASTDDS_DEFAULT_PROFILES_FILE": str(profile),
@@ -175,6 +226,24 @@ def exchange(hosts: TwoHosts, tmp_path: Path, profile: Path, name: str, discover
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("ROS_STATIC_PEERS", None)
+    return env
+
+
+def parse_result(log: Path, *other_logs: Path) -> dict:
+    out = log.read_text()
+    others = "".join(f"\n--- {p.name}:\n{p.read_text()[-3000:]}" for p in other_logs)
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"{log.name} printed no result:\n{out[-3000:]}{others}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["logs"] = f"--- {log.name}:\n{out[-2000:]}{others}"
+    return result
+
+
+def exchange(hosts: TwoHosts, tmp_path: Path, profile: Path, name: str, discover_timeout: float) -> dict:
+    """Driver on `robot`, a plain rclpy policy side on `gpu`, both with `profile`; its result."""
+    if not DRIVER.exists():
+        pytest.fail(f"{DRIVER} not installed: run scripts/setup.sh")
+    env = dds_env(profile)
     script = tmp_path / "policy_side.py"
     script.write_text(POLICY_SIDE)
     driver_log, policy_log = tmp_path / f"driver_{name}.log", tmp_path / f"policy_{name}.log"
@@ -187,27 +256,57 @@ def exchange(hosts: TwoHosts, tmp_path: Path, profile: Path, name: str, discover
             stop(policy)
     finally:
         stop(driver)
-    out = policy_log.read_text()
-    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"policy side printed no result:\n{out[-3000:]}\n--- driver:\n{driver_log.read_text()[-3000:]}"
-    result = json.loads(lines[-1][len("RESULT "):])
-    result["logs"] = f"--- policy side:\n{out[-2000:]}\n--- driver:\n{driver_log.read_text()[-3000:]}"
-    return result
+    return parse_result(policy_log, driver_log)
 
 
-def test_driver_and_policy_on_two_hosts_over_unicast_profile(hosts, tmp_path):
-    # Control: the multicast LAN profile cannot discover across this link.
-    control = exchange(hosts, tmp_path, DDS / "lan.xml", "lan", discover_timeout=8.0)
-    assert not control["discovered"], "multicast discovery crossed a link without multicast: the test proves nothing"
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised tiny ACT checkpoint whose actions are POLICY_TARGET (the same
+    arguments as tests/test_policy_node.py's "radians" checkpoint: one run makes it once)."""
+    from soarm_act_policy.random_checkpoint import cached_random_checkpoint
+
+    return cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_radians",
+                                    action_mean=np.array(POLICY_TARGET), action_std=[1e-4] * 6, state_std=[0.5] * 6)
+
+
+def test_driver_and_policy_node_on_two_hosts_over_unicast_profile(hosts, tmp_path, tiny_checkpoint):
+    # Control: the multicast LAN profile cannot discover across this network.
+    control = exchange(hosts, tmp_path, DDS / "lan.xml", "lan", discover_timeout=5.0)
+    assert not control["discovered"], "multicast discovery crossed a router: the test proves nothing"
 
     profile = tmp_path / "unicast.xml"
     made = run(sys.executable, str(DDS / "make_profile.py"), "unicast", "-o", str(profile),
                "--peers", hosts.addr["robot"], hosts.addr["gpu"])
     assert made.returncode == 0, made.stderr
-    result = exchange(hosts, tmp_path, profile, "unicast", discover_timeout=60.0)
+    env = dds_env(profile)
+    small = []  # 128x96 cameras: the checkpoint's image size
+    for cam in ("front", "wrist"):
+        small += ["-p", f"cameras.{cam}.width:=128", "-p", f"cameras.{cam}.height:=96"]
+    logs = {k: tmp_path / f"{k}.log" for k in ("driver", "policy", "operator")}
+    script = tmp_path / "operator.py"
+    script.write_text(OPERATOR)
+    procs = []
+    try:
+        procs.append(hosts.popen("robot", [str(DRIVER), "--ros-args", "--params-file", str(ROOT / "config" / "driver.yaml"),
+                                           "-p", "backend:=mock", *small], env, logs["driver"]))
+        procs.append(hosts.popen("gpu", [str(POLICY), "--ros-args", "--params-file", str(ROOT / "config" / "policy.yaml"),
+                                         "-p", f"checkpoint:={tiny_checkpoint}", "-p", "torch_threads:=1"],
+                                 env, logs["policy"]))
+        operator = hosts.popen("gpu", [sys.executable, str(script), json.dumps(POLICY_TARGET), "120"], env,
+                               logs["operator"])
+        procs.append(operator)
+        operator.wait(timeout=400)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+    result = parse_result(logs["operator"], logs["policy"], logs["driver"])
     assert result["discovered"], result["logs"]
-    assert result["moved"], f"joint_states did not follow joint_trajectory: {result}\n{result['logs']}"
-    print(f"\nunicast discovery across namespaces: {result['discovery_s']} s, command followed in {result['move_s']} s")
+    assert result["enabled"], f"/policy/enable across hosts failed\n{result['logs']}"
+    distance = np.abs(np.array(result["start"][:5]) - POLICY_TARGET[:5]).max()
+    assert distance > 0.3, "the arm started at the target: nothing to show"
+    assert result["moved"], f"joint_states did not reach the policy's target: {result}\n{result['logs']}"
+    print(f"\npolicy node -> driver across hosts (unicast): discovery {result['discovery_s']} s, "
+          f"target reached {result['move_s']} s after enable")
 
 
 PROFILES = sorted(p.name for p in DDS.glob("*.xml"))
