@@ -1,7 +1,7 @@
-"""Teleoperation: the teleop node (keyboard, leader arm or scripted expert -> joint_trajectory).
+"""Teleoperation: the teleop node (leader arm or the sim's scripted expert -> joint_trajectory).
 
-    ros2 launch launch/teleop.launch.py                      # with robot.launch.py running
-    ros2 launch launch/teleop.launch.py use_sim_time:=true   # against the sim backend
+    ros2 launch launch/teleop.launch.py source:=leader                           # real arm, robot.launch.py running
+    ros2 launch launch/teleop.launch.py source:=scripted use_sim_time:=true      # sim demos
 
 Show every argument: ros2 launch launch/teleop.launch.py --show-args
 """
@@ -17,7 +17,10 @@ import soarm_common as sc  # noqa: E402
 
 
 def _setup(context):
-    params = [sc.arg(context, "teleop_params"), {"use_sim_time": sc.truthy(sc.arg(context, "use_sim_time"))}]
+    overrides = {"use_sim_time": sc.truthy(sc.arg(context, "use_sim_time"))}
+    if sc.arg(context, "source"):  # empty: keep the parameter file's source
+        overrides["source"] = sc.arg(context, "source")
+    params = [sc.arg(context, "teleop_params"), overrides]
     return sc.in_namespace(context, [sc.soarm_node(sc.TELEOP, context, params)])
 
 
@@ -25,5 +28,7 @@ def generate_launch_description():
     return LaunchDescription([
         *sc.common_arguments("false"),
         sc.params_file_arg(sc.TELEOP, "teleop_params"),
+        sc.declare("source", "", "Command source: scripted (the sim's scripted expert) or leader (an SO-101 "
+                   "leader arm through LeRobot); empty = the parameter file's.", ["", "scripted", "leader"]),
         OpaqueFunction(function=_setup),
     ])

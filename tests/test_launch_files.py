@@ -225,3 +225,7 @@ def test_teleop_launch(launch_api, params_files):
     assert (teleop.node_package, teleop.node_executable, short_name(teleop)) == ("soarm_driver", "teleop", "teleop")
     files, inline = node_parameters(teleop)
     assert files == ["teleop.yaml"] and inline == {"use_sim_time": True}
+    _, (teleop,) = load(launch_api, "teleop.launch.py", {**params_files, "source": "leader"})
+    assert node_parameters(teleop)[1] == {"use_sim_time": False, "source": "leader"}
+    with pytest.raises(Exception, match="source"):
+        load(launch_api, "teleop.launch.py", {**params_files, "source": "keyboard"})

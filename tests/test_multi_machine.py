@@ -106,6 +106,7 @@ if len(state) >= 6:
     result["start"] = [state[n] for n in names]
     client = node.create_client(SetBool, "/policy/enable")
     if client.wait_for_service(timeout_sec=timeout):
+        time.sleep(0.5)  # let the response writer match our reader (a first response can be lost)
         future = client.call_async(SetBool.Request(data=True))
         rclpy.spin_until_future_complete(node, future, timeout_sec=30)
         result["enabled"] = bool(future.result() and future.result().success)
