@@ -182,7 +182,7 @@ def test_cli_append_and_dry_run(bags, tmp_path, capsys):
     assert "would write 1 episodes" in out and '"frames": 45' in out
     # appending to an existing dataset without --append is refused
     assert cli_main([str(b), "--repo-id", REPO, "--root", str(root), "--quiet", "--task", "w"]) == 1
-    assert cli_main([str(b), "--repo-id", REPO, "--root", str(root), "--quiet", "--append",
+    assert cli_main([str(b), "--repo-id", REPO, "--root", str(root), "--quiet", "--append", "--no-streaming-encoding",
                      "--task", "wave"]) == 0
     ds = load(root)
     assert ds.meta.total_episodes == 3 and ds.meta.total_frames == len(ds)

@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-frames", type=int, default=d.min_frames,
                    help="shorter episodes are a problem (default %(default)s)")
     p.add_argument("--vcodec", default=None, help="video codec (default: LeRobot's, libsvtav1)")
+    p.add_argument("--no-streaming-encoding", action="store_true",
+                   help="write frames as PNG files and encode each episode afterwards (LeRobot's "
+                   "recording path; slower) instead of streaming them to the encoder")
     p.add_argument("--image-writer-threads", type=int, default=2,
-                   help="threads writing frames for the video encoder (default %(default)s)")
+                   help="with --no-streaming-encoding: threads writing the PNG frames (default %(default)s)")
     p.add_argument("--report", default=None, help="also write the quality report JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -74,7 +77,8 @@ def main(argv=None) -> int:
         cameras=tuple(s for s in args.cameras.split(",") if s) if args.cameras else None,
         namespace=args.namespace, state_rule=args.state_rule, action_rule=args.action_rule,
         split=args.split, task=args.task, on_problem=args.on_problem, max_gap_s=args.max_gap,
-        frozen_s=args.frozen, min_frames=args.min_frames, vcodec=args.vcodec)
+        frozen_s=args.frozen, min_frames=args.min_frames, vcodec=args.vcodec,
+        streaming_encoding=not args.no_streaming_encoding)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
         result = convert(args.bags, args.repo_id, args.root, opts, append=args.append,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bags import BagError
-from .dataset import ACTION, STATE, check_compatible, image_key, make_features, open_dataset, staged_root
+from .dataset import (ACTION, STATE, add_frame, check_compatible, check_no_dropped_frames, image_key,
+                      make_features, open_dataset, staged_root)
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
@@ -180,10 +181,11 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                         frame = {STATE: ep.state[k], ACTION: ep.action[k], "task": ep.task}
                         for c in cameras:
                             frame[image_key(c)] = images[c]
-                        ds.add_frame(frame)
+                        add_frame(ds, frame)
                         bar.update(1)
                         if k == ep.frames - 1:
                             ep.dataset_episode_index = ds.meta.total_episodes
+                            check_no_dropped_frames(ds, f"bag {ep.bag} episode {ep.segment_index}")
                             ds.save_episode()
                             if ep.status == "planned":
                                 ep.status = "written"

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .options import ROBOT_TYPE, ConversionError, Options
@@ -96,14 +97,46 @@ def staged_root(root: Path, append: bool):
 
 def open_dataset(repo_id: str, work: Path, opts: Options, features: dict, *, resume: bool,
                  image_writer_threads: int = 0):
-    """LeRobotDataset in write mode at `work` (created, or resumed for appending)."""
+    """LeRobotDataset in write mode at `work` (created, or resumed for appending).
+
+    With `opts.streaming_encoding` frames go straight to LeRobot's video encoder threads
+    (no PNG round trip, ~5x faster); `add_frame` below waits for room in the encoder
+    queues so no frame is ever dropped, and `check_no_dropped_frames` verifies it.
+    """
     from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     enc = RGBEncoderConfig(vcodec=opts.vcodec) if opts.vcodec else None
+    kw = dict(rgb_encoder=enc, image_writer_threads=0 if opts.streaming_encoding else image_writer_threads,
+              streaming_encoding=opts.streaming_encoding, encoder_queue_maxsize=ENCODER_QUEUE)
     if resume:
-        return LeRobotDataset.resume(repo_id, root=work, rgb_encoder=enc,
-                                     image_writer_threads=image_writer_threads)
+        return LeRobotDataset.resume(repo_id, root=work, **kw)
     return LeRobotDataset.create(repo_id, fps=opts.fps, features=features, root=work,
-                                 robot_type=ROBOT_TYPE, use_videos=True, rgb_encoder=enc,
-                                 image_writer_threads=image_writer_threads)
+                                 robot_type=ROBOT_TYPE, use_videos=True, **kw)
+
+
+#: Frames buffered per camera for the streaming encoder.
+ENCODER_QUEUE = 30
+
+
+def _streaming_encoder(ds):
+    return getattr(getattr(ds, "writer", None), "_streaming_encoder", None)
+
+
+def add_frame(ds, frame: dict) -> None:
+    """ds.add_frame, first waiting while a streaming encoder queue is full (LeRobot would drop)."""
+    enc = _streaming_encoder(ds)
+    queues = getattr(enc, "_frame_queues", None) if enc is not None else None
+    if queues and getattr(enc, "_episode_active", False):
+        while any(q.full() for q in queues.values()):
+            time.sleep(0.002)
+    ds.add_frame(frame)
+
+
+def check_no_dropped_frames(ds, episode: str) -> None:
+    """Raise if LeRobot's streaming encoder dropped frames of the episode being saved."""
+    enc = _streaming_encoder(ds)
+    dropped = {k: v for k, v in (getattr(enc, "_dropped_frames", None) or {}).items() if v}
+    if dropped:
+        raise ConversionError(f"{episode}: the video encoder dropped frames {dropped}; nothing was "
+                              "written. Run again with --no-streaming-encoding.")

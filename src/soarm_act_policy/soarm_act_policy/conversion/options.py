@@ -51,6 +51,9 @@ class Options:
     min_frames: int = 2
     #: Video codec for LeRobot's encoder (None = LeRobot's default).
     vcodec: str | None = None
+    #: Feed frames to LeRobot's streaming video encoder (no PNG round trip; frames are
+    #: never dropped: the conversion waits for the encoder).
+    streaming_encoding: bool = True
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "Options":
