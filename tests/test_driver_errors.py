@@ -1,4 +1,5 @@
-"""The driver over DDS with a Feetech backend and no arm: error state, retries, no crash."""
+"""The driver's error path over DDS: a Feetech backend with no arm (error state, retries,
+no crash) and a bus failure mid-run (mock hook) with recovery."""
 
 import json
 import os
@@ -6,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,3 +65,28 @@ def test_feetech_without_arm_reports_error_and_retries(start_node, ros_node, tmp
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_bus_failure_mid_run_error_state_then_recovery(start_node, ros_node):
+    """A backend that fails while running (mock hook: the bus 'disappears' for 1.5 s):
+    the driver reports ERROR, keeps running, reconnects and resumes publishing."""
+    from test_driver_helpers import start_driver, stamp_s
+
+    params = {"mock.fail_at": 4.0, "mock.fail_for": 1.5, "reconnect_period": 0.5, "status_period": 0.2}
+    status = Status(ros_node)
+    proc, states, commands = start_driver(start_node, ros_node, params=params)
+    # the failure comes 4 s after connecting (after start_driver has seen joint_states)
+    ros_node.wait_for(lambda: status.last().get("reconnects") == 1, 30, what="one reconnection")
+    st = status.last()
+    assert st["state"] == "ENABLED" and "simulated bus failure" in st["last_error"], st
+    log = proc.log()
+    assert "backend error, holding and reconnecting: mock: simulated bus failure" in log
+    assert log.count("backend connect failed") >= 2  # down for 1.5 s, retried every 0.5 s
+
+    def resumed():  # a >= 1 s hole in joint_states (the outage), then publishing again
+        stamps = np.array([stamp_s(m.header.stamp) for m in states.snapshot()])
+        holes = np.nonzero(np.diff(stamps) > 1.0)[0]
+        return len(holes) == 1 and len(stamps) - holes[0] > 10
+
+    ros_node.wait_for(resumed, 10, what="joint_states hole during the outage, then resumed")
+    assert proc.alive()

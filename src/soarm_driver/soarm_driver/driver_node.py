@@ -121,6 +121,7 @@ class DriverNode(Node):
         self._counters = {"accepted": 0, "rejected": 0, "watchdog_trips": 0, "reconnects": 0}
         self._last_reject_log = 0.0
         self._last_reject_why = ""
+        self._last_error = ""
         # episode bookkeeping (control thread only)
         self._episode_index = -1
         self._episode_running = False
@@ -318,6 +319,7 @@ class DriverNode(Node):
                 "backend": self._params["backend"],
                 "resetting": self._resetting,
                 "episode_index": self._episode_index,
+                "last_error": self._last_error,
                 **self._counters,
             }
         self.pub_status.publish(String(data=json.dumps(status)))
@@ -418,6 +420,8 @@ class DriverNode(Node):
 
     def _on_backend_error(self, detail: str) -> None:
         self.get_logger().error(f"backend error, holding and reconnecting: {detail}")
+        with self._lock:
+            self._last_error = detail
         self.arm.hold()
         self._drain_commands()
         self._fail_reset(f"backend error: {detail}")

@@ -10,6 +10,7 @@ deterministically from the seed.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -37,6 +38,12 @@ class MockBackend(RobotBackend):
         #: reset_scene; <= 0: never (the mock has no real task).
         self.success_after = float(params.get("success_after", 0.0))
         self._since_reset: float | None = None
+        #: Test hook for the driver's error path: the first read after `fail_at` s of
+        #: mock time raises BackendError, then connect() fails for `fail_for` wall seconds.
+        self.fail_at = float(params.get("fail_at", 0.0))
+        self.fail_for = float(params.get("fail_for", 1.0))
+        self._clock = 0.0
+        self._down_until: float | None = None
         home = params.get("home_pose", [0.0] * len(JOINT_NAMES))
         self._q = np.asarray(home, dtype=float).copy()
         self._v = np.zeros(len(JOINT_NAMES))
@@ -47,6 +54,8 @@ class MockBackend(RobotBackend):
         self._backgrounds: dict[tuple, np.ndarray] = {}
 
     def connect(self) -> None:
+        if self._down_until is not None and time.monotonic() < self._down_until:
+            raise BackendError("mock: simulated bus failure (still down)")
         self._connected = True
 
     def disconnect(self) -> None:
@@ -58,6 +67,10 @@ class MockBackend(RobotBackend):
 
     def read_positions(self) -> np.ndarray:
         self._check()
+        if self.fail_at > 0 and self._down_until is None and self._clock >= self.fail_at:
+            self._down_until = time.monotonic() + self.fail_for
+            self._connected = False
+            raise BackendError("mock: simulated bus failure")
         return self._q.copy()
 
     def read_velocities(self) -> np.ndarray:
@@ -73,6 +86,7 @@ class MockBackend(RobotBackend):
         self._goal = self._q.copy()
 
     def advance(self, dt: float) -> None:
+        self._clock += max(dt, 0.0)
         if self._since_reset is not None:
             self._since_reset += max(dt, 0.0)
         if not self._torque or dt <= 0:
