@@ -36,8 +36,6 @@ from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.backends.base import JOINT_NAMES
 
-CUBE_NS = "cube"
-TARGET_NS = "target"
 
 
 class TeleopNode(Node):
@@ -62,8 +60,6 @@ class TeleopNode(Node):
             raise ValueError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
 
         self.pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
-        self._lock = threading.Lock()
-        self._joint_state: np.ndarray | None = None
         timer_group = MutuallyExclusiveCallbackGroup()
         if self.source == "scripted":
             self._setup_scripted()
@@ -90,12 +86,13 @@ class TeleopNode(Node):
 
     # ------------------------------------------------------------------ scripted
     def _setup_scripted(self):
+        from soarm_driver.sim.episode_follower import EpisodeFollower
         from soarm_driver.sim.expert import ScriptedExpert
 
-        self.expert = ScriptedExpert()
-        self._objects: dict[str, tuple] = {}  # ns -> (stamp s, pos, quat)
-        self._episode = None  # dict: index, started (s), t0 (s) once planned, success (s)
-        self._results: dict[int, str] = {}
+        def log(level, text):
+            getattr(self.get_logger(), level)(text)
+
+        self.follower = EpisodeFollower(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
         group = ReentrantCallbackGroup()
         events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data, callback_group=group)
@@ -105,66 +102,32 @@ class TeleopNode(Node):
 
     def _on_joint_state(self, msg: JointState):
         index = {n: i for i, n in enumerate(msg.name)}
-        if not all(n in index for n in JOINT_NAMES):
-            return
-        with self._lock:
-            self._joint_state = np.array([msg.position[index[n]] for n in JOINT_NAMES])
+        if all(n in index for n in JOINT_NAMES):
+            self.follower.on_joints([msg.position[index[n]] for n in JOINT_NAMES])
 
     def _on_objects(self, msg: MarkerArray):
         for m in msg.markers:
-            if m.ns in (CUBE_NS, TARGET_NS):
-                p, o = m.pose.position, m.pose.orientation
-                stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
-                with self._lock:
-                    self._objects[m.ns] = (stamp, np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]))
+            p, o = m.pose.position, m.pose.orientation
+            stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+            self.follower.on_object(m.ns, stamp, [p.x, p.y, p.z], [o.w, o.x, o.y, o.z])
 
     def _on_event(self, ev: EpisodeEvent):
-        stamp = ev.header.stamp.sec + ev.header.stamp.nanosec * 1e-9
-        with self._lock:
-            if ev.kind == EpisodeEvent.STARTED:
-                self._episode = {"index": ev.episode_index, "started": stamp, "t0": None, "success": None}
-                self.get_logger().info(f"episode {ev.episode_index} started: waiting for the scene poses")
-            elif self._episode is not None and ev.episode_index == self._episode["index"]:
-                if ev.kind == EpisodeEvent.SUCCESS and self._episode["success"] is None:
-                    self._episode["success"] = self.now_s()
-                    self.get_logger().info(f"episode {ev.episode_index}: SUCCESS ({ev.detail})")
-                elif ev.kind in (EpisodeEvent.ENDED, EpisodeEvent.RESET, EpisodeEvent.FAILURE):
-                    self._finish("ended" if ev.kind != EpisodeEvent.FAILURE else "failure")
-
-    def _finish(self, result: str):
-        """Stop streaming for the current episode (lock held)."""
-        ep = self._episode
-        if ep is not None:
-            self._results.setdefault(ep["index"], result)
-            self._episode = None
+        if ev.kind == EpisodeEvent.STARTED:
+            self.follower.on_started(ev.episode_index, ev.header.stamp.sec + ev.header.stamp.nanosec * 1e-9)
+        elif ev.kind == EpisodeEvent.SUCCESS:
+            self.follower.on_success(ev.episode_index, self.now_s(), f"({ev.detail})")
+        elif ev.kind in (EpisodeEvent.ENDED, EpisodeEvent.RESET):
+            self.follower.on_end(ev.episode_index, "ended")
+        elif ev.kind == EpisodeEvent.FAILURE:
+            self.follower.on_end(ev.episode_index, "failure")
 
     def _tick(self):
         if self.source == "leader":
             self._tick_leader()
             return
-        with self._lock:
-            ep, q = self._episode, self._joint_state
-            cube, target = self._objects.get(CUBE_NS), self._objects.get(TARGET_NS)
-            if ep is None:
-                return
-            now = self.now_s()
-            if ep["t0"] is None:
-                # Plan once the poses of the new scene (stamped after STARTED) and the arm are known.
-                if cube is None or target is None or q is None or min(cube[0], target[0]) <= ep["started"]:
-                    return
-                self.expert.start(cube[1], cube[2], target[1], q)
-                ep["t0"] = now
-                if self.expert.reach_error > 0.002:
-                    self.get_logger().warning(f"cube at {np.round(cube[1], 3)} or zone at {np.round(target[1], 3)} may be out of reach ({self.expert.reach_error * 1000:.1f} mm IK error)")
-            t = now - ep["t0"]
-            if ep["success"] is not None and now - ep["success"] >= self.post_success_time:
-                self._finish("success")
-                return
-            if ep["success"] is None and now - ep["started"] > self.episode_timeout:
-                self.get_logger().warning(f"episode {ep['index']}: no SUCCESS after {self.episode_timeout:g} s, stopping")
-                self._finish("timeout")
-                return
-        self.publish_goal(self.expert.command(t))
+        goal = self.follower.tick(self.now_s())
+        if goal is not None:
+            self.publish_goal(goal)
 
     def run_session(self) -> int:
         """Drive `episodes` episodes through reset_episode; returns the number of successes."""
@@ -195,8 +158,7 @@ class TeleopNode(Node):
                 if time.monotonic() > guard:
                     raise RuntimeError(f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
                 time.sleep(0.02)
-                with self._lock:
-                    result = self._results.get(index)
+                result = self.follower.result(index)
             successes += result == "success"
             self.get_logger().info(f"session episode {i + 1}/{self.episodes} (index {index}, seed {seed}): {result}; {successes} successes so far")
         return successes
