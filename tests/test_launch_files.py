@@ -229,3 +229,42 @@ def test_teleop_launch(launch_api, params_files):
     assert node_parameters(teleop)[1] == {"use_sim_time": False, "source": "leader"}
     with pytest.raises(Exception, match="source"):
         load(launch_api, "teleop.launch.py", {**params_files, "source": "keyboard"})
+
+
+# A minimal `ros2 launch FILE ARGS...` (ros2cli is not needed to run a LaunchService).
+RUN_LAUNCH = """
+import sys
+from launch import LaunchDescription, LaunchService
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+args = [tuple(a.split(":=", 1)) for a in sys.argv[2:]]
+service = LaunchService()
+service.include_launch_description(LaunchDescription([
+    IncludeLaunchDescription(PythonLaunchDescriptionSource(sys.argv[1]), launch_arguments=args)]))
+sys.exit(service.run())
+"""
+
+
+@pytest.mark.dds
+def test_teleop_launch_really_starts_the_node_in_its_namespace(launch_api, params_files, ros_node, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    log = open(tmp_path / "launch.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_LAUNCH, str(LAUNCH / "teleop.launch.py"), "namespace:=arm2",
+         f"teleop_params:={ROOT / 'config' / 'teleop.yaml'}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ros_node.wait_for(lambda: ("teleop", "/arm2") in ros_node.node.get_node_names_and_namespaces(), 120,
+                          what="node /arm2/teleop started by teleop.launch.py")
+        assert proc.poll() is None, (tmp_path / "launch.log").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
