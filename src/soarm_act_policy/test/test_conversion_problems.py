@@ -141,6 +141,21 @@ def test_quality_report_fields(tmp_path):
     assert plans[0].status == "skipped"
 
 
+def test_identical_frames_of_a_static_scene_are_not_a_frozen_camera(tmp_path):
+    def tf(topic, msg):
+        if topic == "/joint_states":
+            msg.position = msg.position * 0 + 0.2  # the arm stands still ...
+        if topic.startswith("/cameras/"):
+            msg.data = msg.data * 0 + 7  # ... and a noise-free renderer shows the same image
+        return msg
+
+    bag = write_demo_bag(tmp_path / "b", DemoSpec(duration=2.0), transform=tf)
+    (ep,) = plan([bag], Options(task="x", frozen_s=1.0))[0]
+    front = ep.streams["/cameras/front/image_raw"]
+    assert front["frozen_s"] == pytest.approx(2.0, abs=0.05) and front["frozen_joint_motion"] == 0.0
+    assert ep.problems == [] and ep.status == "planned"
+
+
 def test_state_hold_rule(tmp_path):
     spec = DemoSpec(duration=1.0, state_rate=20.0)
     bag = write_demo_bag(tmp_path / "b", spec)

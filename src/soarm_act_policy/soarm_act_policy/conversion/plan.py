@@ -155,19 +155,31 @@ def _timing_stats(stamps_recv: np.ndarray) -> dict:
     return out
 
 
-def _frozen(stream: ImageStream, idx: np.ndarray) -> tuple[float, int]:
-    """Longest run of identical consecutive frames: (seconds, frames)."""
+def _frozen(stream: ImageStream, idx: np.ndarray) -> tuple[float, int, int, int]:
+    """Longest run of identical consecutive frames: (seconds, frames, first stamp, last stamp)."""
     order = idx[np.argsort(stream.stamps[idx], kind="stable")]
-    best_s, best_n, run_start = 0.0, 1, 0
+    best = (0.0, 0, 0, 0)
+    run_start = 0
     for k in range(1, len(order) + 1):
         if k == len(order) or stream.digests[order[k]] != stream.digests[order[k - 1]]:
-            n = k - run_start
-            if n > 1:
-                dur = float(stream.stamps[order[k - 1]] - stream.stamps[order[run_start]]) * NS
-                if dur > best_s:
-                    best_s, best_n = dur, n
+            if k - run_start > 1:
+                a, b = int(stream.stamps[order[run_start]]), int(stream.stamps[order[k - 1]])
+                if (b - a) * NS > best[0]:
+                    best = ((b - a) * NS, k - run_start, a, b)
             run_start = k
-    return best_s, (best_n if best_s > 0 else 0)
+    return best
+
+
+#: Joint motion (rad) during identical frames that makes them a frozen camera. A static
+#: arm in a static (simulated, noise-free) scene legitimately renders identical frames.
+FROZEN_MOTION = 0.01
+
+
+def _moved(js: JointStream, a: int, b: int) -> float:
+    inside = (js.stamps >= a) & (js.stamps <= b)
+    rows = js.positions[inside]
+    rows = rows[~np.isnan(rows).any(axis=1)]
+    return float(np.ptp(rows, axis=0).max()) if len(rows) > 1 else 0.0
 
 
 def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> EpisodePlan:
@@ -205,16 +217,18 @@ def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> Epis
         idx = _window(st.stamps, seg)
         stats = _timing_stats(st.stamps[idx])
         stats.update({"width": st.width, "height": st.height, "encoding": st.encoding})
-        frozen_s, frozen_n = _frozen(st, idx)
+        frozen_s, frozen_n, fa, fb = _frozen(st, idx)
+        moved = _moved(data.state, fa, fb) if frozen_n else 0.0
         stats["frozen_s"], stats["frozen_frames"] = round(frozen_s, 6), frozen_n
+        stats["frozen_joint_motion"] = round(moved, 6)
         ep.streams[st.topic] = stats
         order = idx[np.argsort(st.stamps[idx], kind="stable")]
         image_sorted[cam] = (st.stamps[order], order)
         _check_timing(ep, st.topic, stats, opts)
-        if frozen_s > opts.frozen_s:
+        if frozen_s > opts.frozen_s and moved > FROZEN_MOTION:
             ep.problems.append(Problem("frozen_camera", st.topic,
-                                       f"{frozen_n} identical frames over {frozen_s:.2f} s "
-                                       f"(limit {opts.frozen_s} s)"))
+                                       f"{frozen_n} identical frames over {frozen_s:.2f} s (limit "
+                                       f"{opts.frozen_s} s) while the joints moved {moved:.3f} rad"))
     all_stamps = [s for s, _ in sorted_streams.values()] + [s for s, _ in image_sorted.values()]
     if ep.fatal:
         return ep
