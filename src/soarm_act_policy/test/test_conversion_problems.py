@@ -58,7 +58,14 @@ def _drop_wrist(topic, msg):
     return None if topic == "/cameras/wrist/image_raw" else msg
 
 
+def _unstamped(topic, msg):
+    if topic == "/joint_commands":
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 0, 0
+    return msg
+
+
 CASES = {
+    "unstamped": (_unstamped, {}, ["/joint_commands", "does not stamp"]),
     "unknown_encoding": (_encoding, {}, ["/cameras/wrist/image_raw", "yuv422"]),
     "joint_names": (_rename_joint, {}, ["/joint_states", "elbow_flex"]),
     "backwards": (_backwards(), {}, ["/joint_commands", "backwards"]),

@@ -255,6 +255,10 @@ def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> Epis
 
 
 def _check_timing(ep: EpisodePlan, topic: str, stats: dict, opts: Options) -> None:
+    if stats["messages"] > 1 and stats["rate_hz"] is None:
+        ep.problems.append(Problem("no_stamps", topic, f"all {stats['messages']} messages carry the same "
+                                   "header stamp: the publisher does not stamp its messages", True))
+        return
     if stats["backwards"]:
         ep.problems.append(Problem("timestamps_backwards", topic,
                                    f"header stamps go backwards {stats['backwards']} times "
