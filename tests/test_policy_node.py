@@ -323,3 +323,34 @@ def test_mismatched_checkpoint_is_refused_with_the_mismatch_named(start_node, ck
     log = proc.log()
     assert "refusing to start: checkpoint does not match the configuration" in log
     assert expected in log, log[-2000:]
+
+
+def test_policy_drives_the_mock_driver(start_node, ros_node, ckpts):
+    """policy + driver (mock backend) as processes: the arm goes where the checkpoint says."""
+    from sensor_msgs.msg import JointState
+    from soarm_msgs.msg import PolicyStatus
+
+    states, commands = [], []
+    ros_node.node.create_subscription(JointState, "joint_states", states.append, 10)
+    ros_node.node.create_subscription(JointState, "joint_commands", commands.append, 10)
+    out = Outputs(ros_node)
+    start_node("soarm_driver", "driver", params_file=ROOT / "config" / "driver.yaml", params={
+        "backend": "mock", "cameras.front.width": W, "cameras.front.height": H,
+        "cameras.wrist.width": W, "cameras.wrist.height": H,
+    })
+    start_policy(start_node, ckpts["radians"], mode="chunk", image_size=[W, H])
+    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING and "disabled" in s.hold_reason, START_TIMEOUT,
+                    "policy holding with driver data")
+    ros_node.wait_for(lambda: states, 30, what="driver joint_states")
+    start = np.array(states[-1].position)
+    assert np.abs(start - MEAN_RAD).max() > 0.1  # the arm is not already there
+    set_enabled(ros_node, True)
+
+    def arrived():
+        return states and np.abs(np.array(states[-1].position) - MEAN_RAD).max() < 0.02
+
+    ros_node.wait_for(arrived, 30, what=f"arm at the policy's targets (last: {list(states[-1].position)})")
+    assert list(states[-1].name) == list(JOINT_NAMES)
+    np.testing.assert_allclose(np.array(commands[-1].position), MEAN_RAD, atol=0.01)
+    s = out.status[-1][1]
+    assert s.state == PolicyStatus.RUNNING and s.skipped_stale == 0

@@ -17,7 +17,9 @@ from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from soarm_msgs.msg import EpisodeEvent, PolicyStatus
@@ -98,8 +100,10 @@ class PolicyNode(Node):
     def __init__(self):
         super().__init__("policy")
         for name, default, ptype, desc in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(type=ptype, description=desc, read_only=True))
-        p = {name: self.get_parameter(name).value for name, *_ in PARAMETERS}
+            # an empty list cannot carry its type: declare the type itself (value None = unset)
+            value = Parameter.Type(ptype) if default == [] else default
+            self.declare_parameter(name, value, ParameterDescriptor(type=ptype, description=desc, read_only=True))
+        p = {name: self._value(name) for name, *_ in PARAMETERS}
         self.params = p
 
         joints = list(p["joint_names"])
@@ -164,6 +168,13 @@ class PolicyNode(Node):
             f"cameras {dict(self.mapping.image_keys)}, units {p['units']}, device {self.model.device}; "
             f"holding until ~/enable true"
         )
+
+    def _value(self, name):
+        try:
+            value = self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return []
+        return [] if value is None else value
 
     # ---- inputs ---------------------------------------------------------------------
     def _now(self) -> float:
@@ -298,7 +309,8 @@ class PolicyNode(Node):
         self.status_pub.publish(s)
 
     def destroy_node(self):
-        self.loop.close()
+        if hasattr(self, "loop"):
+            self.loop.close()
         return super().destroy_node()
 
 
@@ -312,7 +324,7 @@ def main(argv=None):
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, ParameterException) as e:
         msg = f"policy: refusing to start: {e}"
         if node is not None:
             node.get_logger().fatal(msg)
