@@ -354,3 +354,32 @@ def test_policy_drives_the_mock_driver(start_node, ros_node, ckpts):
     np.testing.assert_allclose(np.array(commands[-1].position), MEAN_RAD, atol=0.01)
     s = out.status[-1][1]
     assert s.state == PolicyStatus.RUNNING and s.skipped_stale == 0
+
+
+@pytest.mark.slow
+def test_policy_drives_the_sim_driver_on_sim_time(start_node, ros_node, ckpts):
+    """policy (async, use_sim_time) + driver (MuJoCo sim backend, /clock): the arm moves to the targets."""
+    from sensor_msgs.msg import JointState
+    from soarm_msgs.msg import PolicyStatus
+
+    states = []
+    ros_node.node.create_subscription(JointState, "joint_states", states.append, 10)
+    out = Outputs(ros_node)
+    start_node("soarm_driver", "driver", params_file=ROOT / "config" / "driver.yaml", params={
+        "backend": "sim", "cameras.front.width": W, "cameras.front.height": H,
+        "cameras.wrist.width": W, "cameras.wrist.height": H,
+    })
+    start_policy(start_node, ckpts["radians"], mode="async", use_sim_time=True, max_observation_age=0.5)
+    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING and "disabled" in s.hold_reason, START_TIMEOUT,
+                    "policy holding with sim data")
+    ros_node.wait_for(lambda: states, 60, what="driver joint_states")
+    set_enabled(ros_node, True)
+
+    def arrived():
+        return np.abs(np.array(states[-1].position) - MEAN_RAD)[:5].max() < 0.1
+
+    ros_node.wait_for(arrived, 90, what=f"arm near the policy's targets (last: {list(states[-1].position)})")
+    s = out.status[-1][1]
+    assert s.state == PolicyStatus.RUNNING
+    sim_now = states[-1].header.stamp.sec + states[-1].header.stamp.nanosec * 1e-9
+    assert abs((s.header.stamp.sec + s.header.stamp.nanosec * 1e-9) - sim_now) < 5.0  # both on /clock
