@@ -28,21 +28,31 @@ H, W = 96, 128
 START_TIMEOUT = 120.0
 
 
+CHECKPOINTS = {
+    "radians": dict(action_mean=MEAN_RAD, action_std=TINY_STD, state_std=[0.5] * 6),
+    "degrees": dict(action_mean=JointUnits("lerobot_degrees").to_policy(MEAN_RAD), action_std=TINY_STD,
+                    state_std=[30.0] * 6),
+    # inference much slower than a 30 Hz control period (frames resized up to 480x640)
+    "slow": dict(image_hw=(480, 640), action_mean=MEAN_RAD, action_std=TINY_STD, chunk_size=100,
+                 n_action_steps=100),
+    "top_camera": dict(cameras=("top", "wrist")),
+    "action7": dict(action_dim=7),
+}
+
+
+class _Checkpoints:
+    """Tiny random ACT checkpoints, each made on first use and shared by the session."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __getitem__(self, name: str) -> Path:
+        return cached_random_checkpoint(self.root, f"tiny_{name}", **CHECKPOINTS[name])
+
+
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "policy_ckpts"
-    deg = JointUnits("lerobot_degrees")
-    return {
-        "radians": cached_random_checkpoint(root, "tiny_radians", action_mean=MEAN_RAD, action_std=TINY_STD,
-                                            state_std=[0.5] * 6),
-        "degrees": cached_random_checkpoint(root, "tiny_degrees", action_mean=deg.to_policy(MEAN_RAD),
-                                            action_std=TINY_STD, state_std=[30.0] * 6),
-        # inference much slower than a 30 Hz control period (frames resized up to 480x640)
-        "slow": cached_random_checkpoint(root, "tiny_vga", image_hw=(480, 640), action_mean=MEAN_RAD,
-                                         action_std=TINY_STD, chunk_size=100, n_action_steps=100),
-        "top_camera": cached_random_checkpoint(root, "tiny_top", cameras=("top", "wrist")),
-        "action7": cached_random_checkpoint(root, "tiny_action7", action_dim=7),
-    }
+    return _Checkpoints(tmp_path_factory.getbasetemp() / "policy_ckpts")
 
 
 class Sensors:
