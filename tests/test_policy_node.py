@@ -32,9 +32,10 @@ CHECKPOINTS = {
     "radians": dict(action_mean=MEAN_RAD, action_std=TINY_STD, state_std=[0.5] * 6),
     "degrees": dict(action_mean=JointUnits("lerobot_degrees").to_policy(MEAN_RAD), action_std=TINY_STD,
                     state_std=[30.0] * 6),
-    # inference much slower than a 30 Hz control period (frames resized up to 480x640)
-    "slow": dict(image_hw=(480, 640), action_mean=MEAN_RAD, action_std=TINY_STD, chunk_size=100,
-                 n_action_steps=100),
+    # inference slower than a 30 Hz control period on a CPU (frames resized up to 192x144); a long
+    # chunk so that chunks still overlap when a loaded machine makes inference take seconds
+    "slow": dict(image_hw=(144, 192), action_mean=MEAN_RAD, action_std=TINY_STD, chunk_size=200,
+                 n_action_steps=200),
     "top_camera": dict(cameras=("top", "wrist")),
     "action7": dict(action_dim=7),
 }
@@ -189,13 +190,22 @@ def publish_event(ros_node, kind, index=0):
     ros_node._event_pub.publish(ev)
 
 
-def test_ensemble_mode_flow_stale_hold_events_reset_and_enable(start_node, ros_node, ckpts):
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_node, ros_node, ckpts):
+    """One node through its life: hold, run, blend, stale hold, reset, episode events, bad frames, disable.
+
+    Sensors and /clock come from the test on a simulated clock far from wall time: with the wall
+    clock every observation would look stale, so running at all shows use_sim_time works.
+    """
     from soarm_msgs.msg import EpisodeEvent, PolicyStatus
     from std_srvs.srv import Trigger
 
-    sensors = Sensors(ros_node)
+    sensors = Sensors(ros_node, sim_time_start=1000.0)
     out = Outputs(ros_node)
-    proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_horizon=8)
+    proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_horizon=8, use_sim_time=True)
 
     # starts holding (disabled), publishes status but no commands
     s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding while disabled")
@@ -204,92 +214,73 @@ def test_ensemble_mode_flow_stale_hold_events_reset_and_enable(start_node, ros_n
 
     set_enabled(ros_node, True)
     t0 = time.monotonic()
-    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 6, 60, what="6 trajectories")
+    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 6, 90, what="6 trajectories")
     for msg in out.traj_since(t0):
         check_plan_msg(msg, MEAN_RAD, n_points=8)
-    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 3, 30, "blending")
-    assert math.isfinite(s.inference_latency) and s.inference_latency > 0
-    assert s.chunk_index + 1 == s.steps and s.hold_reason == ""
+        assert 999.0 < msg.header.stamp.sec < 5000  # stamped on the simulated clock
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 3, 60, "blending")
+    assert math.isfinite(s.inference_latency) and s.inference_latency > 0 and s.hold_reason == ""
     # the planned end-effector path of the published plan
-    ros_node.wait_for(lambda: out.paths, 10, what="policy/planned_path")
+    ros_node.wait_for(lambda: out.paths, 30, what="policy/planned_path")
     marker = out.paths[-1].markers[0]
     assert marker.header.frame_id == "base_link" and len(marker.points) == 8
     assert all(math.isfinite(p.x) and math.isfinite(p.z) for p in marker.points)
 
     # a camera stops: hold, count the skips, say which stream and how old
     sensors.paused.add("wrist")
-    t_pause = time.monotonic()
-    s = out.wait_status(lambda s: s.skipped_stale >= 3, 30, "stale skips", since=t_pause)
+    s = out.wait_status(lambda s: s.skipped_stale >= 3 and "cameras/wrist/image_raw" in s.hold_reason, 60,
+                        "stale skips naming the wrist camera", since=time.monotonic())
     assert s.state == PolicyStatus.HOLDING
-    assert "stale observation: cameras/wrist/image_raw" in s.hold_reason and "max 0.25 s" in s.hold_reason
-    steps_held = s.steps
+    assert s.hold_reason.startswith("stale observation: cameras/wrist/image_raw is ") and "(max 0.25 s)" in s.hold_reason
     sensors.paused.clear()
-    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 30, "running again", since=time.monotonic())
-    assert s.steps >= steps_held
+    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 60, "running again", since=time.monotonic())
 
     # ~/reset clears the plan and the counters
-    before = out.status[-1][1].steps
-    assert before > 5
-    resp = ros_node.call(Trigger, "/policy/reset", Trigger.Request())
-    assert resp.success
-    t_reset = time.monotonic()
-    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 30, "running after reset",
-                        since=t_reset)
+    assert out.status[-1][1].steps > 5
+    assert ros_node.call(Trigger, "/policy/reset", Trigger.Request()).success
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 60, "running after reset",
+                        since=time.monotonic())
     assert s.skipped_stale == 0 and s.num_blended == s.steps
 
     # episode over: hold at the measured position; STARTED: clean start
     publish_event(ros_node, EpisodeEvent.SUCCESS)
     t_end = time.monotonic()
-    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, 30, "hold on SUCCESS", since=t_end)
+    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, 60, "hold on SUCCESS", since=t_end)
     assert "SUCCESS" in s.hold_reason
-    ros_node.wait_for(lambda: any(len(m.points) == 1 for m in out.traj_since(t_end)), 10, what="hold command")
+    ros_node.wait_for(lambda: any(len(m.points) == 1 for m in out.traj_since(t_end)), 30, what="hold command")
     hold = next(m for m in out.traj_since(t_end) if len(m.points) == 1)
     check_plan_msg(hold, MEASURED, atol=1e-9)
     publish_event(ros_node, EpisodeEvent.STARTED, index=1)
-    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 30, "fresh start on STARTED",
+    s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.steps <= 3, 60, "fresh start on STARTED",
                         since=time.monotonic())
     assert s.num_blended == s.steps
 
     # a frame the node cannot use: an error that names it, until reset
     sensors.encoding = "mono8"
-    s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 30, "error on mono8", since=time.monotonic())
+    s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 60, "error on mono8", since=time.monotonic())
     assert "mono8" in s.hold_reason and "rgb8 or bgr8" in s.hold_reason
     sensors.encoding = "bgr8"
-    time.sleep(0.5)  # let a bgr8 frame replace the last mono8 one
-    ros_node.call(Trigger, "/policy/reset", Trigger.Request())
-    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 30, "running after error reset", since=time.monotonic())
 
-    # enable false holds immediately
+    def reset_until_running():  # the newest frame may still be a mono8 one for a moment
+        ros_node.call(Trigger, "/policy/reset", Trigger.Request())
+        t = time.monotonic()
+        try:
+            out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 5, since=t)
+            return True
+        except AssertionError:
+            return False
+
+    ros_node.wait_for(reset_until_running, 60, interval=0.1, what="running after reset with bgr8 frames")
+
+    # enable false holds immediately: no plan stamped after the first hold status
     set_enabled(ros_node, False)
-    t_off = time.monotonic()
-    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, 10, "hold on disable", since=t_off)
-    time.sleep(0.5)
-    msgs = out.traj_since(t_off + 0.2)
-    assert all(len(m.points) == 1 for m in msgs), "plans published after enable false"
+    s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING and "disabled" in s.hold_reason, 30,
+                        "hold on disable", since=time.monotonic())
+    ros_node.wait_for(lambda: len([1 for t, x in out.status if stamp_s(x) > stamp_s(s)]) >= 5, 30,
+                      what="5 more status messages")
+    late = [m for m in out.traj if stamp_s(m[1]) >= stamp_s(s) and len(m[1].points) > 1]
+    assert not late, "plans published after enable false"
     assert proc.alive()
-    sensors.close()
-
-
-def test_chunk_mode_lerobot_degrees_checkpoint_with_sim_time(start_node, ros_node, ckpts):
-    """A checkpoint in LeRobot's SO-101 units runs with units:=lerobot_degrees; stamps are sim time."""
-    from soarm_msgs.msg import PolicyStatus
-
-    sensors = Sensors(ros_node, sim_time_start=1000.0)  # far from wall time: wall clock would be "stale"
-    out = Outputs(ros_node)
-    start_policy(start_node, ckpts["degrees"], mode="chunk", units="lerobot_degrees", n_action_steps=5,
-                 use_sim_time=True)
-    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding")
-    set_enabled(ros_node, True)
-    t0 = time.monotonic()
-    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 12, 60, what="12 trajectories")
-    for msg in out.traj_since(t0):
-        # radians on the wire, though the checkpoint speaks degrees and gripper percent
-        check_plan_msg(msg, MEAN_RAD, atol=5e-3)
-        assert 1 <= len(msg.points) <= 5  # only what is left of the executing chunk
-        assert 999.0 < msg.header.stamp.sec < 1100  # stamped on the simulated clock
-    idx = [s.chunk_index for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING]
-    assert max(idx) == 4 and 0 in idx[1:], f"chunk index does not cycle 0..4: {idx}"
-    assert all(s.num_blended == 1 for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING)
     sensors.close()
 
 
@@ -301,42 +292,44 @@ def test_async_mode_keeps_the_control_rate_while_inference_is_slow(start_node, r
     start_policy(start_node, ckpts["slow"], mode="async", resize_images=True, trajectory_horizon=4)
     out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding")
     set_enabled(ros_node, True)
-    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 60, "first async chunk")
+    out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 2, 120,
+                    "overlapping chunks blended")
     t0 = time.monotonic()
-    time.sleep(4.0)
-    window = [s for t, s in out.status if t >= t0]
-    latency = float(np.median([s.inference_latency for s in window]))
+    ros_node.wait_for(lambda: len([1 for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING]) >= 60,
+                      120, what="60 running ticks")
+    window = [(t, s) for t, s in out.status if t >= t0]
+    span = window[-1][0] - t0
+    latency = float(np.median([s.inference_latency for _, s in window]))
     if latency < 3 / 30:
         pytest.skip(f"inference takes {latency * 1000:.0f} ms here: not slower than the control period")
     sent = len([m for m in out.traj_since(t0) if len(m.points) > 1])
-    inferences_possible = 4.0 / latency
     # commands keep flowing at the tick rate, far more often than chunks can be computed
-    assert sent >= 2 * inferences_possible, f"{sent} commands in 4 s with {latency:.3f} s inference"
-    assert max(s.num_blended for s in window) >= 2, f"overlapping chunks were not blended ({latency:.3f} s)"
+    assert sent >= 2 * span / latency, f"{sent} commands in {span:.1f} s with {latency:.3f} s inference"
     for msg in out.traj_since(t0):
         check_plan_msg(msg, MEAN_RAD)
-    assert window[-1].skipped_no_action >= 1  # it did not wait for the first chunk
+    assert window[-1][1].skipped_no_action >= 1  # it did not wait for the first chunk
     sensors.close()
 
 
-@pytest.mark.parametrize("which,expected", [
-    ("top_camera", r"camera mismatch: checkpoint needs ['observation.images.top'] but no configured camera feeds it"),
-    ("action7", "checkpoint action has shape (7,), configured joints give (6,)"),
-])
-def test_mismatched_checkpoint_is_refused_with_the_mismatch_named(start_node, ckpts, which, expected):
-    proc = start_policy(start_node, ckpts[which])
-    try:
-        proc.proc.wait(timeout=START_TIMEOUT)
-    except Exception:
-        pytest.fail(f"node did not refuse the checkpoint; log:\n{proc.log()[-3000:]}")
-    assert proc.proc.returncode == 2
-    log = proc.log()
-    assert "refusing to start: checkpoint does not match the configuration" in log
-    assert expected in log, log[-2000:]
+def test_mismatched_checkpoints_are_refused_with_the_mismatch_named(start_node, ckpts):
+    expected = {
+        "top_camera": "camera mismatch: checkpoint needs ['observation.images.top'] but no configured camera feeds it",
+        "action7": "checkpoint action has shape (7,), configured joints give (6,)",
+    }
+    procs = {which: start_policy(start_node, ckpts[which]) for which in expected}
+    for which, proc in procs.items():
+        try:
+            proc.proc.wait(timeout=START_TIMEOUT)
+        except Exception:
+            pytest.fail(f"node did not refuse the {which} checkpoint; log:\n{proc.log()[-3000:]}")
+        log = proc.log()
+        assert proc.proc.returncode == 2, log[-2000:]
+        assert "refusing to start: checkpoint does not match the configuration" in log
+        assert expected[which] in log, log[-2000:]
 
 
-def test_policy_drives_the_mock_driver(start_node, ros_node, ckpts):
-    """policy + driver (mock backend) as processes: the arm goes where the checkpoint says."""
+def test_chunk_mode_lerobot_degrees_checkpoint_drives_the_mock_driver(start_node, ros_node, ckpts):
+    """policy + driver (mock backend) as processes; the checkpoint speaks LeRobot's SO-101 units."""
     from sensor_msgs.msg import JointState
     from soarm_msgs.msg import PolicyStatus
 
@@ -348,22 +341,29 @@ def test_policy_drives_the_mock_driver(start_node, ros_node, ckpts):
         "backend": "mock", "cameras.front.width": W, "cameras.front.height": H,
         "cameras.wrist.width": W, "cameras.wrist.height": H,
     })
-    start_policy(start_node, ckpts["radians"], mode="chunk", image_size=[W, H])
+    start_policy(start_node, ckpts["degrees"], mode="chunk", units="lerobot_degrees", n_action_steps=5,
+                 image_size=[W, H])
     out.wait_status(lambda s: s.state == PolicyStatus.HOLDING and "disabled" in s.hold_reason, START_TIMEOUT,
                     "policy holding with driver data")
-    ros_node.wait_for(lambda: states, 30, what="driver joint_states")
-    start = np.array(states[-1].position)
-    assert np.abs(start - MEAN_RAD).max() > 0.1  # the arm is not already there
+    ros_node.wait_for(lambda: states, 60, what="driver joint_states")
+    assert np.abs(np.array(states[-1].position) - MEAN_RAD).max() > 0.1  # the arm is not already there
     set_enabled(ros_node, True)
+    t0 = time.monotonic()
 
     def arrived():
-        return states and np.abs(np.array(states[-1].position) - MEAN_RAD).max() < 0.02
+        return np.abs(np.array(states[-1].position) - MEAN_RAD).max() < 0.02
 
-    ros_node.wait_for(arrived, 30, what=f"arm at the policy's targets (last: {list(states[-1].position)})")
+    ros_node.wait_for(arrived, 90, what=f"arm at the policy's targets (last: {list(states[-1].position)})")
     assert list(states[-1].name) == list(JOINT_NAMES)
     np.testing.assert_allclose(np.array(commands[-1].position), MEAN_RAD, atol=0.01)
-    s = out.status[-1][1]
-    assert s.state == PolicyStatus.RUNNING and s.skipped_stale == 0
+    for msg in out.traj_since(t0):
+        # radians on the wire, though the checkpoint speaks degrees and gripper percent
+        check_plan_msg(msg, MEAN_RAD, atol=5e-3)
+        assert 1 <= len(msg.points) <= 5  # only what is left of the executing chunk
+    running = [s for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING]
+    idx = [s.chunk_index for s in running]
+    assert max(idx) == 4 and 0 in idx[1:], f"chunk index does not cycle 0..4: {idx}"
+    assert all(s.num_blended == 1 for s in running)
 
 
 @pytest.mark.slow

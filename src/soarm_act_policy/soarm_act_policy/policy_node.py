@@ -7,6 +7,7 @@ services and parameters: docs/interfaces.md, section "policy".
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import replace
@@ -79,7 +80,7 @@ PARAMETERS = [
      "[width, height] the cameras publish, checked against the checkpoint at start; empty = checked per frame."),
     ("trajectory_horizon", 10, P.PARAMETER_INTEGER,
      "Points per published JointTrajectory: the current step and the next planned ones."),
-    ("warmup", True, P.PARAMETER_BOOL, "Run two inferences on zeros before the first tick."),
+    ("warmup", True, P.PARAMETER_BOOL, "Run one inference on zeros before the first tick."),
     ("torch_threads", 0, P.PARAMETER_INTEGER, "torch.set_num_threads; 0 = torch's default."),
     ("publish_planned_path", True, P.PARAMETER_BOOL,
      "Publish policy/planned_path (end-effector path of the plan, needs soarm_act_policy.kinematics)."),
@@ -129,7 +130,7 @@ class PolicyNode(Node):
         self.model = LoadedPolicy(path, p["device"])
         self.builder = ObservationBuilder(self.mapping, spec.image_shapes)
         if p["warmup"]:
-            lat = self.model.warmup()
+            lat = self.model.warmup(runs=1)
             self.get_logger().info(f"warm-up inference on {self.model.device}: {lat * 1000:.0f} ms")
 
         self.period = 1.0 / float(p["control_rate_hz"])
@@ -314,9 +315,9 @@ class PolicyNode(Node):
         return super().destroy_node()
 
 
-def main(argv=None):
+def run(argv=None) -> int:
     rclpy.init(args=argv)
-    node = None
+    node = executor = None
     try:
         node = PolicyNode()
         executor = MultiThreadedExecutor(num_threads=3)
@@ -331,6 +332,8 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
         return 2
     finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
@@ -338,5 +341,14 @@ def main(argv=None):
     return 0
 
 
+def main(argv=None):
+    code = run(argv)
+    # Everything is closed above; skip the interpreter's finalization of torch/LeRobot, which
+    # takes seconds (5-10 s on a loaded 2-core machine) and makes Ctrl-C feel hung.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
