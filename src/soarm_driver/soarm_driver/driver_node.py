@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import queue
 import threading
 import time
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
@@ -35,12 +33,15 @@ from soarm_msgs.srv import ResetEpisode
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.arm_controller import ArmController
 from soarm_driver.backends.base import JOINT_NAMES, BackendError, CameraSpec, RobotBackend
 from soarm_driver.command_validation import CommandError, validate_trajectory
+from soarm_driver.episodes import EpisodeBook, Event
 from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
+from soarm_driver.messages import camera_msgs, from_time_msg, joint_state, object_markers, to_time_msg
+from soarm_driver.schedule import RateSchedule
 
 DEFAULT_TASK = "Put the cube in the target zone"
 #: Gripper above the table in front of the arm, jaws half open (rad).
@@ -68,15 +69,6 @@ def make_backend(name: str, params: dict) -> RobotBackend:
     return backend_cls(params)
 
 
-def to_time_msg(t: float) -> TimeMsg:
-    sec = math.floor(t)
-    return TimeMsg(sec=int(sec), nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
-
-
-def from_time_msg(stamp: TimeMsg) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 @dataclass
 class _Request:
     """A service request handed to the control thread; the callback waits on `done`."""
@@ -91,7 +83,6 @@ class _Request:
 class _ResetJob:
     req: _Request
     seed: int
-    task: str
     deadline: float
     randomize: bool = True
 
@@ -122,10 +113,6 @@ class DriverNode(Node):
         self._last_reject_log = 0.0
         self._last_reject_why = ""
         self._last_error = ""
-        # episode bookkeeping (control thread only)
-        self._episode_index = -1
-        self._episode_running = False
-        self._outcome_reported = False
         self._reset_job: _ResetJob | None = None
 
         # The backend is built, used and closed by the control thread only (MuJoCo's
@@ -141,8 +128,8 @@ class DriverNode(Node):
             self._thread.join()
             raise self._build_error
         self.simulated = bool(self.backend.simulated_time)
-        self.default_task = p["task"] or getattr(self.backend, "task_text", "") or DEFAULT_TASK
-        self._episode_task = self.default_task
+        # episode bookkeeping (control thread only)
+        self.episodes = EpisodeBook(p["task"] or getattr(self.backend, "task_text", "") or DEFAULT_TASK)
 
         sensor = qos_profile_sensor_data
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -318,7 +305,7 @@ class DriverNode(Node):
                 "detail": self._detail,
                 "backend": self._params["backend"],
                 "resetting": self._resetting,
-                "episode_index": self._episode_index,
+                "episode_index": self.episodes.index,
                 "last_error": self._last_error,
                 **self._counters,
             }
@@ -347,8 +334,8 @@ class DriverNode(Node):
         last_now = None
         next_connect = 0.0
         next_status = 0.0
-        self._next_state = -1.0
-        self._next_frame = {c.name: -1.0 for c in self.cameras}
+        self._state_schedule = RateSchedule(self._params["state_rate_hz"], slack=self.period)
+        self._frame_schedules = {c.name: RateSchedule(c.fps, slack=self.period) for c in self.cameras}
         self._prev_q = None
         connected = False
         while self._running and self.context.ok():
@@ -463,88 +450,34 @@ class DriverNode(Node):
                     f"watchdog: command stream stopped for > {self.arm.watchdog.timeout:g} s mid-motion; holding"
                 )
             self.backend.write_goal_positions(step.goal)
-            self._publish_joints(self.pub_cmd, now, step.goal, None)
+            self.pub_cmd.publish(joint_state(self.joint_names, now, step.goal))
         else:
             self._drain_commands()
             self.arm.sync(q)
         self._advance_reset(q, now)
-        if now >= self._next_state:
-            self._next_state = self._next_due(self._next_state, now, self._params["state_rate_hz"])
-            self._publish_joints(self.pub_state, now, q, v)
-            self._publish_objects(now)
-            self._check_outcome(now)
-        due = [c for c in self.cameras if now >= self._next_frame[c.name]]
+        if self._state_schedule.due(now):
+            self.pub_state.publish(joint_state(self.joint_names, now, q, v))
+            poses = self.backend.object_poses()
+            if poses:
+                self.pub_objects.publish(object_markers(poses, now))
+            event = self.episodes.outcome(self.backend.task_outcome())
+            if event is not None:
+                self._event(event, now)
+                self.get_logger().info(f"episode {event.episode_index}: {event.kind}")
+        due = [c for c in self.cameras if self._frame_schedules[c.name].due(now)]
         if due:
-            for c in due:
-                self._next_frame[c.name] = self._next_due(self._next_frame[c.name], now, c.fps)
-            self._publish_frames(self.backend.capture_frames(due), now)
+            for name, frame in self.backend.capture_frames(due).items():
+                image, info = camera_msgs(name, frame.image, frame.intrinsics, now)
+                self.pub_images[name].publish(image)
+                self.pub_infos[name].publish(info)
 
-    def _next_due(self, prev_due: float, now: float, rate: float) -> float:
-        nxt = prev_due + 1.0 / rate
-        # Keep the phase unless we fell behind by more than a control period.
-        return nxt if nxt > now - self.period else now + 1.0 / rate
-
-    # ------------------------------------------------------------------ publishing
-    def _publish_joints(self, pub, now: float, q: np.ndarray, v: np.ndarray | None) -> None:
-        msg = JointState()
-        msg.header.stamp = to_time_msg(now)
-        msg.name = self.joint_names
-        msg.position = [float(x) for x in q]
-        if v is not None:
-            msg.velocity = [float(x) for x in v]
-        pub.publish(msg)
-
-    def _publish_frames(self, frames: dict, now: float) -> None:
-        stamp = to_time_msg(now)
-        for name, frame in frames.items():
-            img = np.ascontiguousarray(frame.image, dtype=np.uint8)
-            h, w = img.shape[:2]
-            frame_id = f"{name}_camera_optical_frame"
-            msg = Image()
-            msg.header.stamp = stamp
-            msg.header.frame_id = frame_id
-            msg.height, msg.width = h, w
-            msg.encoding = "rgb8"
-            msg.step = w * 3
-            msg.data = img.tobytes()
-            self.pub_images[name].publish(msg)
-            k = np.asarray(frame.intrinsics, dtype=float).reshape(3, 3)
-            info = CameraInfo()
-            info.header.stamp = stamp
-            info.header.frame_id = frame_id
-            info.height, info.width = h, w
-            info.distortion_model = "plumb_bob"
-            info.d = [0.0] * 5
-            info.k = k.ravel().tolist()
-            info.r = np.eye(3).ravel().tolist()
-            info.p = np.hstack([k, np.zeros((3, 1))]).ravel().tolist()
-            self.pub_infos[name].publish(info)
-
-    def _publish_objects(self, now: float) -> None:
-        poses = self.backend.object_poses()
-        if not poses:
-            return
-        arr = MarkerArray()
-        for name, (xyz, quat) in poses.items():
-            m = Marker()
-            m.header.stamp = to_time_msg(now)
-            m.header.frame_id = "world"
-            m.ns, m.id = name, 0
-            m.type, m.action = Marker.CUBE, Marker.ADD
-            m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(x) for x in xyz)
-            m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = (float(x) for x in quat)
-            m.scale.x = m.scale.y = m.scale.z = 0.025
-            m.color.r, m.color.g, m.color.b, m.color.a = 0.9, 0.2, 0.2, 1.0
-            arr.markers.append(m)
-        self.pub_objects.publish(arr)
-
-    def _event(self, kind: int, now: float, detail: str = "") -> None:
+    def _event(self, event: Event, now: float) -> None:
         ev = EpisodeEvent()
         ev.header.stamp = to_time_msg(now)
-        ev.episode_index = max(self._episode_index, 0)
-        ev.task = self._episode_task
-        ev.kind = kind
-        ev.detail = detail
+        ev.episode_index = event.episode_index
+        ev.task = event.task
+        ev.kind = getattr(EpisodeEvent, event.kind)
+        ev.detail = event.detail
         self.pub_events.publish(ev)
 
     # ------------------------------------------------------------------ services (control thread)
@@ -598,18 +531,13 @@ class DriverNode(Node):
             return
         req = job.request
         seed = int(req.seed) if req.seed >= 0 else int(np.random.default_rng().integers(0, 2**31 - 1))
-        task = req.task or self.default_task
-        if self._episode_running:
-            self._event(EpisodeEvent.ENDED, now, "reset_episode called")
-        self._episode_running = False
-        self._episode_index += 1
-        self._episode_task = task
-        self._event(EpisodeEvent.RESET, now, f"seed {seed}")
+        for event in self.episodes.begin_reset(req.task, seed):
+            self._event(event, now)
         duration = self.arm.move_to(self.home_pose, self._params["home_speed"], now)
         self._drain_commands()
         with self._lock:
             self._resetting = True
-        self._reset_job = _ResetJob(job, seed, task, deadline=now + duration + 10.0, randomize=bool(req.randomize))
+        self._reset_job = _ResetJob(job, seed, deadline=now + duration + 10.0, randomize=bool(req.randomize))
 
     def _advance_reset(self, q: np.ndarray, now: float) -> None:
         job = self._reset_job
@@ -626,12 +554,10 @@ class DriverNode(Node):
         self._reset_job = None
         with self._lock:
             self._resetting = False
-        self._episode_running = True
-        self._outcome_reported = False
-        self._event(EpisodeEvent.STARTED, now, f"seed {job.seed}")
+        self._event(self.episodes.start(job.seed), now)
         resp = job.req.response
-        resp.success, resp.message = True, f"episode {self._episode_index} started (seed {job.seed})"
-        resp.episode_index, resp.seed_used = self._episode_index, job.seed
+        resp.success, resp.message = True, f"episode {self.episodes.index} started (seed {job.seed})"
+        resp.episode_index, resp.seed_used = self.episodes.index, job.seed
         self.get_logger().info(resp.message)
         job.req.done.set()
 
@@ -642,16 +568,6 @@ class DriverNode(Node):
         if job is not None:
             job.req.response.success, job.req.response.message = False, why
             job.req.done.set()
-
-    def _check_outcome(self, now: float) -> None:
-        if not self._episode_running or self._outcome_reported:
-            return
-        outcome = self.backend.task_outcome()
-        if outcome in ("success", "failure"):
-            self._outcome_reported = True
-            kind = EpisodeEvent.SUCCESS if outcome == "success" else EpisodeEvent.FAILURE
-            self._event(kind, now, f"sim task reports {outcome}")
-            self.get_logger().info(f"episode {self._episode_index}: task {outcome}")
 
     def shutdown(self) -> None:
         self._running = False

@@ -1,0 +1,70 @@
+"""ROS messages the driver publishes, built from plain values (no node state)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from visualization_msgs.msg import Marker, MarkerArray
+
+
+def to_time_msg(t: float) -> TimeMsg:
+    sec = math.floor(t)
+    return TimeMsg(sec=int(sec), nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
+
+
+def from_time_msg(stamp: TimeMsg) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def joint_state(names, now: float, q, v=None) -> JointState:
+    msg = JointState()
+    msg.header.stamp = to_time_msg(now)
+    msg.name = list(names)
+    msg.position = [float(x) for x in q]
+    if v is not None:
+        msg.velocity = [float(x) for x in v]
+    return msg
+
+
+def camera_msgs(name: str, image: np.ndarray, intrinsics: np.ndarray, now: float) -> tuple[Image, CameraInfo]:
+    """rgb8 Image + CameraInfo (plumb_bob, no distortion) in `<name>_camera_optical_frame`."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = img.shape[:2]
+    stamp = to_time_msg(now)
+    frame_id = f"{name}_camera_optical_frame"
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height, msg.width = h, w
+    msg.encoding = "rgb8"
+    msg.step = w * 3
+    msg.data = img.tobytes()
+    k = np.asarray(intrinsics, dtype=float).reshape(3, 3)
+    info = CameraInfo()
+    info.header.stamp, info.header.frame_id = stamp, frame_id
+    info.height, info.width = h, w
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = k.ravel().tolist()
+    info.r = np.eye(3).ravel().tolist()
+    info.p = np.hstack([k, np.zeros((3, 1))]).ravel().tolist()
+    return msg, info
+
+
+def object_markers(poses: dict, now: float, size: float = 0.025) -> MarkerArray:
+    """One CUBE marker per object {name: (xyz, quat_wxyz)}, ns = name, frame `world`."""
+    arr = MarkerArray()
+    for name, (xyz, quat) in poses.items():
+        m = Marker()
+        m.header.stamp = to_time_msg(now)
+        m.header.frame_id = "world"
+        m.ns, m.id = name, 0
+        m.type, m.action = Marker.CUBE, Marker.ADD
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(x) for x in xyz)
+        m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = (float(x) for x in quat)
+        m.scale.x = m.scale.y = m.scale.z = size
+        m.color.r, m.color.g, m.color.b, m.color.a = 0.9, 0.2, 0.2, 1.0
+        arr.markers.append(m)
+    return arr
