@@ -32,7 +32,8 @@ def _setup(context):
         }]),
     ]
     if sc.truthy(sc.arg(context, "rviz")):
-        config = sc.rviz_config_for(sc.arg(context, "namespace"), sc.arg(context, "rviz_config"))
+        config = sc.rviz_config_for(sc.arg(context, "namespace"), sc.arg(context, "rviz_config"),
+                                    sc.arg(context, "frame_prefix"))
         nodes.append(sc.soarm_node(sc.RVIZ, context, [{"use_sim_time": sim_time}], arguments=["-d", config]))
     return sc.in_namespace(context, nodes)
 

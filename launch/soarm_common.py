@@ -102,30 +102,32 @@ _RVIZ_TOPIC = re.compile(r"^(\s*(?:Topic|Value|Description Topic):?\s*)(/[A-Za-z
 _GLOBAL_TOPICS = ("/tf", "/tf_static", "/clock")
 
 
-def namespaced_rviz_text(text: str, namespace: str) -> str:
-    """The rviz config with the robot's absolute topic names moved under `namespace`."""
+def namespaced_rviz_text(text: str, namespace: str, tf_prefix: str = "") -> str:
+    """The rviz config with the robot's absolute topic names moved under `namespace` and the
+    robot model's TF prefix set (robot_state_publisher's frame_prefix, e.g. 'arm2/')."""
     ns = normalize_namespace(namespace)
-    if not ns:
-        return text
+    prefix = tf_prefix.strip("/")
     out = []
     for line in text.splitlines(keepends=True):
         m = _RVIZ_TOPIC.match(line.rstrip("\n"))
-        if m and m.group(2) not in _GLOBAL_TOPICS and not m.group(2).startswith(ns + "/"):
+        if ns and m and m.group(2) not in _GLOBAL_TOPICS and not m.group(2).startswith(ns + "/"):
             line = f"{m.group(1)}{ns}{m.group(2)}\n"
+        elif prefix and line.strip() == 'TF Prefix: ""':
+            line = line.replace('""', f'"{prefix}"')
         out.append(line)
     return "".join(out)
 
 
-def rviz_config_for(namespace: str, rviz_config: str | os.PathLike = DEFAULT_RVIZ) -> str:
-    """Path of an rviz config for `namespace` (the original when not namespaced)."""
+def rviz_config_for(namespace: str, rviz_config: str | os.PathLike = DEFAULT_RVIZ, tf_prefix: str = "") -> str:
+    """Path of an rviz config for `namespace`/`tf_prefix` (the original when neither is set)."""
     path = Path(rviz_config).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"rviz_config:={path} does not exist")
-    if not normalize_namespace(namespace):
+    if not normalize_namespace(namespace) and not tf_prefix.strip("/"):
         return str(path)
     fd, tmp = tempfile.mkstemp(prefix="soarm_", suffix=".rviz")
     with os.fdopen(fd, "w") as f:
-        f.write(namespaced_rviz_text(path.read_text(), namespace))
+        f.write(namespaced_rviz_text(path.read_text(), namespace, tf_prefix))
     return tmp
 
 

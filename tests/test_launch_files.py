@@ -73,6 +73,9 @@ def test_rviz_config_follows_namespace(tmp_path):
     assert sc.namespaced_rviz_text(text, "") == text
     assert yaml.safe_load(moved)["Visualization Manager"]["Global Options"]["Fixed Frame"] == "world"
     assert sc.rviz_config_for("") == str(sc.DEFAULT_RVIZ)
+    prefixed = yaml.safe_load(sc.namespaced_rviz_text(text, "arm2", "arm2/"))
+    robot = next(d for d in prefixed["Visualization Manager"]["Displays"] if d["Name"] == "RobotModel")
+    assert robot["TF Prefix"] == "arm2" and robot["Description Topic"]["Value"] == "/arm2/robot_description"
 
 
 # ----------------------------------------------------------------------------- with launch_ros
