@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from multi_machine_hosts import TwoHosts, dds_env, run, stop  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DDS = ROOT / "config" / "dds"
 DRIVER = ROOT / "install" / "soarm_driver" / "lib" / "soarm_driver" / "driver"
@@ -127,64 +130,6 @@ rclpy.shutdown()
 POLICY_TARGET = [0.1, -0.2, 0.3, -0.4, 0.5, 0.6]
 
 
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), capture_output=True, text=True, check=check)
-
-
-class TwoHosts:
-    """Hosts `robot` (10.213.<n>.1) and `gpu` (10.213.<n+1>.1) in their own network
-    namespaces, joined through a third namespace that routes unicast between the two
-    subnets. Like any IP router without a multicast routing daemon it does not forward
-    multicast, so DDS's default multicast discovery cannot cross (a network "without
-    multicast", e.g. Wi-Fi with multicast filtering)."""
-
-    def __init__(self, tag: int):
-        self.ns = {"robot": f"soarm_robot_{tag}", "gpu": f"soarm_gpu_{tag}", "router": f"soarm_rtr_{tag}"}
-        net = {"robot": f"10.213.{2 * (tag % 100)}", "gpu": f"10.213.{2 * (tag % 100) + 1}"}
-        self.addr = {host: f"{prefix}.1" for host, prefix in net.items()}
-        for ns in self.ns.values():
-            run("ip", "netns", "add", ns)
-        router = self.ns["router"]
-        run("ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for i, host in enumerate(("robot", "gpu")):
-            ns, here, there = self.ns[host], f"vs{i}h{tag % 100000}", f"vs{i}r{tag % 100000}"
-            run("ip", "link", "add", here, "type", "veth", "peer", "name", there)
-            run("ip", "link", "set", here, "netns", ns)
-            run("ip", "link", "set", there, "netns", router)
-            run("ip", "-n", ns, "addr", "add", f"{self.addr[host]}/24", "dev", here)
-            run("ip", "-n", router, "addr", "add", f"{net[host]}.254/24", "dev", there)
-            run("ip", "-n", ns, "link", "set", here, "up")
-            run("ip", "-n", router, "link", "set", there, "up")
-            run("ip", "-n", ns, "link", "set", "lo", "up")
-            run("ip", "-n", ns, "route", "add", "default", "via", f"{net[host]}.254")
-
-    def popen(self, host: str, argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-        # Own /dev/shm per host, shared by that host's processes: Fast DDS shared memory
-        # must not bridge the two "machines" (`ip netns exec` gives each process its own
-        # mount namespace, so the host's directory is bind-mounted over /dev/shm).
-        shm = log.parent / f"shm_{host}"
-        shm.mkdir(exist_ok=True)
-        script = f'mount --bind "{shm}" /dev/shm && exec "$@"'
-        return subprocess.Popen(
-            ["ip", "netns", "exec", self.ns[host], "sh", "-c", script, "sh", *argv],
-            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-
-    def close(self):
-        for ns in self.ns.values():
-            run("ip", "netns", "del", ns, check=False)
-
-
-def stop(proc: subprocess.Popen):
-    if proc.poll() is None:
-        os.killpg(proc.pid, 2)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=5)
-
-
 @pytest.fixture
 def hosts():
     if os.geteuid() != 0:
@@ -216,18 +161,6 @@ def fastdds_discovery_tool() -> tuple[list[str], dict]:
         pytest.skip(f"`fastdds discovery` does not run here or is not Fast DDS 3 (profile syntax): "
                     f"{(probe.stdout + probe.stderr).strip()[:200]}")
     return [tool, "discovery"], env
-
-
-def dds_env(profile: Path) -> dict:
-    env = {
-        **os.environ,
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(profile),
-        # Discovery beyond localhost (the test session's default is LOCALHOST).
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("ROS_STATIC_PEERS", None)
-    return env
 
 
 def parse_result(log: Path, *other_logs: Path) -> dict:
