@@ -132,6 +132,8 @@ class TeleopNode(Node):
     def run_session(self) -> int:
         """Drive `episodes` episodes through reset_episode; returns the number of successes."""
         if not self.reset_client.wait_for_service(timeout_sec=self.reset_timeout):
+            if not rclpy.ok():
+                raise KeyboardInterrupt
             raise RuntimeError("reset_episode service not available: is the driver running (same namespace/domain)?")
         # wait_for_service only says our request writer matched the server; its response
         # writer may not have matched our reader yet (a response sent then is lost).
@@ -143,7 +145,9 @@ class TeleopNode(Node):
             future = self.reset_client.call_async(req)
             deadline = time.monotonic() + self.reset_timeout
             while not future.done():
-                if time.monotonic() > deadline or not rclpy.ok():
+                if not rclpy.ok():
+                    raise KeyboardInterrupt  # shut down (Ctrl-C) while waiting
+                if time.monotonic() > deadline:
                     raise RuntimeError(f"reset_episode (seed {seed}) did not answer within {self.reset_timeout:g} s")
                 time.sleep(0.01)
             resp = future.result()
@@ -159,6 +163,8 @@ class TeleopNode(Node):
                     raise RuntimeError(f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
                 time.sleep(0.02)
                 result = self.follower.result(index)
+            if result is None:
+                raise KeyboardInterrupt  # shut down (Ctrl-C) while the episode ran
             successes += result == "success"
             self.get_logger().info(f"session episode {i + 1}/{self.episodes} (index {index}, seed {seed}): {result}; {successes} successes so far")
         return successes
@@ -198,8 +204,11 @@ def main(argv=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (RuntimeError, ValueError) as exc:
-        print(f"teleop: error: {exc}", file=sys.stderr, flush=True)
-        code = 1
+        if node is not None and not rclpy.ok():
+            pass  # rclpy calls fail once Ctrl-C has shut the context down: an interrupt
+        else:
+            print(f"teleop: error: {exc}", file=sys.stderr, flush=True)
+            code = 1
     finally:
         if node is not None:
             if node.source == "leader" and hasattr(node, "leader"):
