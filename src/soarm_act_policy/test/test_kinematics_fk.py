@@ -51,8 +51,10 @@ def mujoco_site_poses(mujoco, model, data, q: np.ndarray, site="gripperframe"):
     return np.array(pos), np.array(rot)
 
 
-def test_urdf_default_path_is_ours():
-    assert kinematics.default_urdf_path().resolve() == URDF.resolve() or kinematics.default_urdf_path().name == "so101.urdf"
+def test_urdf_default_path_is_ours(monkeypatch):
+    monkeypatch.delenv(kinematics.URDF_ENV_VAR, raising=False)
+    path = kinematics.default_urdf_path()
+    assert path.name == "so101.urdf" and path.read_text() == URDF.read_text()
 
 
 def test_fk_matches_mujoco_site_over_random_configurations(mj):
