@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from soarm_act_policy.bags.synthetic import JOINTS, DemoSpec, frame_image, joint_value, stamps, write_demo_bag
-from soarm_act_policy.conversion import ConversionError, Options, convert
+from soarm_act_policy.conversion import Options, convert
 from soarm_act_policy.conversion.cli import main as cli_main
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

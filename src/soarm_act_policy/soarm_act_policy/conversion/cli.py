@@ -66,12 +66,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner per video: errors only
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local conversion never needs the Hub
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()  # one bar per parquet write; ours cover the work
-    except ImportError:
-        pass
     opts = Options(
         fps=args.fps, joints=tuple(s for s in args.joints.split(",") if s),
         cameras=tuple(s for s in args.cameras.split(",") if s) if args.cameras else None,

@@ -55,9 +55,9 @@ class Result:
                 "failed_bags": self.failed_bags}
 
     def summary(self) -> str:
-        frames = sum(e.frames for e in (self.written if not self.dry_run else self.planned))
-        verb = "would write" if self.dry_run else "wrote"
-        return (f"{verb} {len(self.written if not self.dry_run else self.planned)} episodes, {frames} frames, "
+        eps = self.planned if self.dry_run else self.written
+        frames = sum(e.frames for e in eps)
+        return (f"{'would write' if self.dry_run else 'wrote'} {len(eps)} episodes, {frames} frames, "
                 f"{frames / self.fps / 60:.2f} min of data at {self.fps} fps; skipped "
                 f"{len(self.skipped)} episodes and {len(self.failed_bags)} bags; took {self.seconds:.1f} s"
                 + ("" if self.dry_run else f" -> {self.root}"))

@@ -103,9 +103,11 @@ def open_dataset(repo_id: str, work: Path, opts: Options, features: dict, *, res
     (no PNG round trip, ~5x faster); `add_frame` below waits for room in the encoder
     queues so no frame is ever dropped, and `check_no_dropped_frames` verifies it.
     """
+    import datasets
     from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    datasets.disable_progress_bars()  # a bar per parquet write of every episode; ours cover the work
     enc = RGBEncoderConfig(vcodec=opts.vcodec) if opts.vcodec else None
     kw = dict(rgb_encoder=enc, image_writer_threads=0 if opts.streaming_encoding else image_writer_threads,
               streaming_encoding=opts.streaming_encoding, encoder_queue_maxsize=ENCODER_QUEUE)
