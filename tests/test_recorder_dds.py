@@ -143,3 +143,11 @@ def test_recorder_writes_one_bag_per_episode_and_they_convert(start_node, ros_no
         held = [cmd[cmd <= t].max() for t in ep.grid]
         want = np.array([[v + 0.5 for v in state_value(t * 1e-9)] for t in held])
         np.testing.assert_allclose(ep.action, want, atol=1e-4)
+
+
+def test_recorder_bad_configuration_exits_with_a_clear_error(start_node, ros_node, tmp_path):
+    rec = start_node("soarm_act_policy", "recorder", params={"topics_file": str(tmp_path / "missing.yaml"),
+                                                            "output_dir": str(tmp_path / "out")})
+    ros_node.wait_for(lambda: not rec.alive(), 60, what="recorder exit")
+    assert rec.proc.returncode == 1
+    assert "recorder: error:" in rec.log() and "missing.yaml" in rec.log()

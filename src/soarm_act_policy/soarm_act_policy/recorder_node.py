@@ -14,6 +14,7 @@ follow the publishers' QoS (reliable/transient local when every publisher offers
 from __future__ import annotations
 
 import importlib
+import sys
 
 import rclpy
 import rclpy.executors
@@ -131,7 +132,12 @@ class RecorderNode(Node):
 
 def main(argv=None):
     rclpy.init(args=argv)
-    node = RecorderNode()
+    try:
+        node = RecorderNode()
+    except (OSError, ValueError) as exc:  # topic list unreadable, output_dir not writable, bad parameter
+        print(f"recorder: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
