@@ -126,3 +126,10 @@ def test_lagging_recorder_files_messages_by_stamp(tmp_path):
             stamps.append([(m.topic[1:2], m.msg.header.stamp.nanosec) for m in b.messages(["joint_states", "episode_events"])])
     assert [sorted(s, key=lambda x: x[1]) for s in stamps] == [
         [("e", 10), ("j", 12), ("j", 15), ("e", 20)], [("e", 30), ("j", 31), ("e", 40)]]
+
+
+def test_unknown_message_type_in_topic_list_is_refused(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("topics:\n  - {name: odd, type: my_pkg/msg/Odd}\n")
+    with pytest.raises(ValueError, match="my_pkg/msg/Odd"):
+        load_topics(f)

@@ -51,6 +51,13 @@ def load_topics(path: str | Path | None = None) -> list[TopicSpec]:
         if str(item["type"]).count("/") != 2:
             raise ValueError(f"{path}: topics[{i}] type must look like pkg/msg/Type, got {item['type']!r}")
         out.append(TopicSpec(str(item["name"]).strip(), str(item["type"]).strip()))
+    from .typestore import make_typestore
+
+    known = make_typestore().fielddefs
+    unknown = [t.type for t in out if t.type not in known]
+    if unknown:
+        raise ValueError(f"{path}: message types {unknown} are neither ROS 2 (Kilted) standard types nor "
+                         "soarm_msgs: the bag writer has no definition for them")
     names = [t.name for t in out]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicate topic names in {names}")
