@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_driver_helpers import JOINTS, Status, trajectory  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 pytestmark = pytest.mark.dds
 
@@ -90,3 +91,66 @@ def test_bus_failure_mid_run_error_state_then_recovery(start_node, ros_node):
 
     ros_node.wait_for(resumed, 10, what="joint_states hole during the outage, then resumed")
     assert proc.alive()
+
+
+def _fake_bus_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "src" / "soarm_driver" / "test" / "test_driver_fake_bus.py"
+    spec = importlib.util.spec_from_file_location("driver_fake_bus", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_feetech_driver_on_simulated_servos_enable_move_unplug_replug(start_node, ros_node, tmp_path):
+    """The driver process with the real LeRobot Feetech bus code against simulated servos
+    on a pty: starts disabled, moves only once enabled, goes to ERROR when the servos stop
+    answering, reconnects (torque off) when they answer again."""
+    pytest.importorskip("scservo_sdk")
+    from std_srvs.srv import SetBool
+    from test_driver_helpers import start_driver
+
+    fb = _fake_bus_module()
+    bus = fb.FakeFeetechBus()
+    try:
+        status = Status(ros_node)
+        params = {"backend": "feetech", "port": bus.port, "calibration_file": str(calibration(tmp_path)),
+                  "reconnect_period": 0.5, "status_period": 0.2, "camera_names": [""]}  # fmt: skip
+        proc, states, commands = start_driver(start_node, ros_node, backend="feetech", params=params, timeout=90)
+        ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 20, what="DISABLED (torque off on start)")
+        expected = [fb.ticks_to_rad(2048, j) for j in range(6)]
+        msg = states.last()
+        np.testing.assert_allclose(dict(zip(msg.name, msg.position))["shoulder_pan"], expected[0], atol=1e-6)
+
+        pub = ros_node.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        ros_node.wait_for(lambda: pub.get_subscription_count() > 0, 10, what="subscription")
+        time.sleep(0.5)
+        target = [0.3, -0.2, 0.2, 0.1, 0.5, 1.0]
+        pub.publish(trajectory([(0.0, target)]))
+        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="rejection while disabled")
+        assert bus.get(1, fb.GOAL) == 2048 and bus.mem[1][fb.TORQUE_ENABLE] == 0
+
+        assert ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=True), timeout=20).success
+        assert all(bus.mem[i][fb.TORQUE_ENABLE] == 1 for i in range(1, 7))
+        pub.publish(trajectory([(0.0, target)]))
+
+        def at_target():
+            m = states.last()
+            return np.allclose([dict(zip(m.name, m.position))[n] for n in JOINTS], target, atol=2e-3)
+
+        ros_node.wait_for(at_target, 20, what="simulated servos at the target")
+        goals = [fb.ticks_to_rad(bus.get(i, fb.GOAL), i - 1) for i in range(1, 7)]
+        np.testing.assert_allclose(goals, target, atol=2e-3)
+
+        bus.silent = True
+        ros_node.wait_for(lambda: status.last().get("state") == "ERROR", 20, what="ERROR when the servos are silent")
+        assert "reading positions" in status.last()["detail"] or "writing goals" in status.last()["detail"]
+        time.sleep(1.0)
+        assert proc.alive()
+        bus.silent = False
+        ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 20, what="reconnected, disabled")
+        assert status.last()["reconnects"] == 1
+        assert all(bus.mem[i][fb.TORQUE_ENABLE] == 0 for i in range(1, 7))
+    finally:
+        bus.close()
