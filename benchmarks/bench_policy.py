@@ -91,7 +91,7 @@ def bench_inference(presets, root: Path, runs: int):
         print(f"inference {preset:8s}: {n_params / 1e6:5.1f} M params, 2 cameras {w}x{h}, chunk "
               f"{lp.spec.chunk_size}: mean {np.mean(lat) * 1000:7.1f} ms, min {np.min(lat) * 1000:7.1f} ms "
               f"({runs} runs; build+load {load:.1f} s)")
-        out[preset] = (path, lp)
+        out[preset] = (path, lp, float(np.mean(lat)))
     return out
 
 
@@ -112,7 +112,8 @@ class FakeStream:
 
 def bench_modes(models, presets, seconds: float, rate: float = 30.0):
     for preset in presets:
-        path, lp = models[preset]
+        path, lp, mean_latency = models[preset]
+        seconds_here = max(seconds, 6 * mean_latency)  # a few inferences even for a slow model
         h, w = SIZES[preset]
         builder = ObservationBuilder(ObservationMapping(), lp.spec.image_shapes)
 
@@ -130,7 +131,7 @@ def bench_modes(models, presets, seconds: float, rate: float = 30.0):
             start = time.monotonic()
             next_tick = start
             commands, latencies, ticks = [], [], 0
-            while time.monotonic() - start < seconds:
+            while time.monotonic() - start < seconds_here:
                 now = time.monotonic()
                 if now < next_tick:
                     time.sleep(next_tick - now)
@@ -217,10 +218,13 @@ def main(argv=None) -> int:
     ap.add_argument("--mode-presets", nargs="+", default=["cpu", "baseline"], choices=sorted(SIZES))
     ap.add_argument("--runs", type=int, default=5, help="inferences per preset")
     ap.add_argument("--seconds", type=float, default=8.0, help="per mode / per DDS size")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default; the node's default is 1)")
     args = ap.parse_args(argv)
     only = set(args.only or ["ensembler", "inference", "modes", "dds"])
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     if "ensembler" in only:

@@ -81,7 +81,10 @@ PARAMETERS = [
     ("trajectory_horizon", 10, P.PARAMETER_INTEGER,
      "Points per published JointTrajectory: the current step and the next planned ones."),
     ("warmup", True, P.PARAMETER_BOOL, "Run one inference on zeros before the first tick."),
-    ("torch_threads", 0, P.PARAMETER_INTEGER, "torch.set_num_threads; 0 = torch's default."),
+    ("torch_threads", 1, P.PARAMETER_INTEGER,
+     "torch.set_num_threads; 0 = torch's default (all cores). 1 avoids OpenMP oversubscription when the "
+     "driver/sim share the CPU (2 threads were 13x slower on a loaded 2-core machine); raise it on a "
+     "dedicated multi-core CPU."),
     ("publish_planned_path", True, P.PARAMETER_BOOL,
      "Publish policy/planned_path (end-effector path of the plan, needs soarm_act_policy.kinematics)."),
     ("planned_path_frame", "base_link", P.PARAMETER_STRING, "Frame of policy/planned_path."),
