@@ -53,8 +53,13 @@ def camera_msgs(name: str, image: np.ndarray, intrinsics: np.ndarray, now: float
     return msg, info
 
 
-def object_markers(poses: dict, now: float, size: float = 0.025) -> MarkerArray:
-    """One CUBE marker per object {name: (xyz, quat_wxyz)}, ns = name, frame `world`."""
+#: Marker look per object name: (scale xyz m, colour rgb); others use DEFAULT_STYLE.
+MARKER_STYLES = {"target": ((0.07, 0.07, 0.002), (0.15, 0.65, 0.25))}  # flat green target zone
+DEFAULT_STYLE = ((0.025, 0.025, 0.025), (0.9, 0.2, 0.2))  # the 2.5 cm cube
+
+
+def object_markers(poses: dict, now: float) -> MarkerArray:
+    """One CUBE marker per object {name: (xyz, quat_wxyz)}, ns = name, id 0, frame `world`."""
     arr = MarkerArray()
     for name, (xyz, quat) in poses.items():
         m = Marker()
@@ -64,7 +69,9 @@ def object_markers(poses: dict, now: float, size: float = 0.025) -> MarkerArray:
         m.type, m.action = Marker.CUBE, Marker.ADD
         m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(x) for x in xyz)
         m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = (float(x) for x in quat)
-        m.scale.x = m.scale.y = m.scale.z = size
-        m.color.r, m.color.g, m.color.b, m.color.a = 0.9, 0.2, 0.2, 1.0
+        scale, rgb = MARKER_STYLES.get(name, DEFAULT_STYLE)
+        m.scale.x, m.scale.y, m.scale.z = scale
+        m.color.r, m.color.g, m.color.b = rgb
+        m.color.a = 1.0
         arr.markers.append(m)
     return arr

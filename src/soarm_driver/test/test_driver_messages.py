@@ -1,0 +1,35 @@
+"""Messages built by the driver (no node, no DDS)."""
+
+import numpy as np
+import pytest
+
+from soarm_driver.messages import camera_msgs, from_time_msg, joint_state, object_markers, to_time_msg
+
+
+def test_time_round_trip():
+    for t in (0.0, 1.5, 1795692119.915521743, 12.999999999):
+        assert from_time_msg(to_time_msg(t)) == pytest.approx(t, abs=1e-6)
+    assert to_time_msg(12.9999999999).nanosec <= 999_999_999
+
+
+def test_joint_state_and_camera_messages():
+    js = joint_state(["a", "b"], 2.25, np.array([1.0, 2.0]))
+    assert list(js.name) == ["a", "b"] and list(js.position) == [1.0, 2.0] and len(js.velocity) == 0
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    k = np.array([[5.0, 0, 3], [0, 5.0, 2], [0, 0, 1]])
+    im, info = camera_msgs("front", img, k, 3.5)
+    assert (im.width, im.height, im.step, im.encoding) == (6, 4, 18, "rgb8")
+    assert bytes(im.data) == img.tobytes() and im.header.frame_id == "front_camera_optical_frame"
+    assert list(info.k) == k.ravel().tolist() and info.p[3] == 0.0 and info.p[2] == 3.0
+    assert from_time_msg(im.header.stamp) == from_time_msg(info.header.stamp) == 3.5
+
+
+def test_object_markers_cube_and_flat_target():
+    arr = object_markers({"cube": ((0.2, 0.0, 0.0125), (1, 0, 0, 0)), "target": ((0.25, 0.1, 0.001), (1, 0, 0, 0))}, 1.0)
+    by_ns = {m.ns: m for m in arr.markers}
+    assert set(by_ns) == {"cube", "target"} and all(m.header.frame_id == "world" for m in arr.markers)
+    assert (by_ns["cube"].scale.x, by_ns["cube"].scale.z) == (0.025, 0.025)
+    t = by_ns["target"]
+    assert (t.scale.x, t.scale.y, t.scale.z) == (0.07, 0.07, 0.002)
+    assert (t.color.r, t.color.g, t.color.b) == pytest.approx((0.15, 0.65, 0.25))
+    assert t.pose.position.y == pytest.approx(0.1)
