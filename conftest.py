@@ -101,10 +101,13 @@ def start_node(tmp_path, request):
 
     yield _start
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for p in procs:
-        code = p.stop()
-        if failed:
-            print(f"\n----- log of {p.name} (exit {code}) -----\n{p.log()[-6000:]}")
+    for p in procs:  # stop every process even if one of them misbehaves
+        try:
+            code = p.stop()
+            if failed:
+                print(f"\n----- log of {p.name} (exit {code}) -----\n{p.log()[-6000:]}")
+        except Exception as exc:  # noqa: BLE001 - teardown must go on
+            print(f"could not stop {p.name} cleanly: {exc!r}")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

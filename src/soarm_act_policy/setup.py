@@ -12,6 +12,8 @@ setup(
         # The SO-101 URDF (soarm_act_policy.kinematics reads it at runtime); its source
         # of truth is the repository's config/urdf/ (bringup).
         ("share/" + package_name + "/urdf", ["../../config/urdf/so101.urdf"]),
+        # The dataset topic list shared by the recorder and record.launch.py.
+        ("share/" + package_name + "/config", ["../../config/record_topics.yaml"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
