@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""The end-to-end simulated demo: demonstrations -> dataset -> ACT -> closed-loop evaluation.
+
+Starts the installed executables as processes over DDS (as `ros2 run` would):
+
+  1. record    driver (MuJoCo sim) + recorder + scripted teleop (episodes:=N): one bag per demo
+  2. convert   bag_to_lerobot: bags -> LeRobot dataset
+  3. train     train --config cpu (LeRobot's training loop)
+  4. evaluate  driver (sim) + policy (the trained checkpoint) + evaluate: success rate + report
+
+Every process logs to <output-dir>/logs/<name>.log; all are stopped on Ctrl-C or failure.
+Run through scripts/run_demo.sh (sets everything up first) or, after `source activate.sh`:
+
+    python scripts/demo.py --output-dir outputs/demo
+    python scripts/demo.py --demos 50 --train-steps 20000 --train-config baseline --device cuda   # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTALL = ROOT / "install"
+CONFIG = ROOT / "config"
+REPO_ID = "local/soarm_sim_demo"
+
+
+def banner(text: str) -> None:
+    line = "=" * 78
+    print(f"\n{line}\n== {text}\n{line}", flush=True)
+
+
+def say(text: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+class Proc:
+    """An installed executable as a child process (own process group), output in a log file."""
+
+    def __init__(self, name: str, package: str, executable: str, args: list[str], log_dir: Path, env: dict,
+                 echo: str | None = None):
+        exe = INSTALL / package / "lib" / package / executable
+        if not exe.exists():
+            raise DemoError(f"{exe} is not installed: run bash scripts/setup.sh")
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(exe), *args], stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True, cwd=str(log_dir.parent))
+        self._echo_stop = threading.Event()
+        self._echo = None
+        if echo:
+            self._echo = threading.Thread(target=self._follow, args=(re.compile(echo),), daemon=True)
+            self._echo.start()
+
+    def _follow(self, pattern: re.Pattern) -> None:
+        """Print the log lines matching pattern (visible progress)."""
+        with open(self.log_path, errors="replace") as f:
+            while True:
+                line = f.readline()
+                if line:
+                    if pattern.search(line):
+                        print(f"  [{self.name}] {line.rstrip()}", flush=True)
+                    continue
+                if self._echo_stop.is_set():
+                    return
+                time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is not None:
+                self._finish_echo()
+
+    def _finish_echo(self):
+        self._echo_stop.set()
+        if self._echo is not None:
+            self._echo.join(timeout=2)
+            self._echo = None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self._finish_echo()
+        self._log.close()
+        return self.proc.returncode
+
+    def tail(self, n: int = 25) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+class Demo:
+    def __init__(self, args):
+        self.a = args
+        self.out = args.output_dir.resolve()
+        self.logs = self.out / "logs"
+        self.procs: list[Proc] = []
+        self.timings: dict[str, float] = {}
+        self.env = {
+            **os.environ,
+            "ROS_DOMAIN_ID": str(args.domain_id),
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+            "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl"),
+        }
+
+    # ------------------------------------------------------------------ processes
+    def start(self, name, package, executable, args=(), params_files=(), params=None, echo=None, ros=True) -> Proc:
+        argv = list(args)
+        if ros:
+            argv.append("--ros-args")
+            for f in params_files:
+                argv += ["--params-file", str(f)]
+            for k, v in (params or {}).items():
+                v = ("true" if v else "false") if isinstance(v, bool) else v
+                argv += ["-p", f"{k}:={v}"]
+        p = Proc(name, package, executable, argv, self.logs, self.env, echo=echo)
+        self.procs.append(p)
+        say(f"started {name} (pid {p.proc.pid}, log {p.log_path.relative_to(self.out)})")
+        return p
+
+    def stop(self, *procs: Proc) -> None:
+        for p in procs:
+            if p in self.procs:
+                code = p.stop()
+                self.procs.remove(p)
+                say(f"stopped {p.name} (exit {code})")
+
+    def stop_all(self) -> None:
+        for p in reversed(list(self.procs)):
+            self.stop(p)
+
+    def run_to_end(self, p: Proc, timeout: float, what: str) -> None:
+        """Wait for a one-shot process; fail with its log tail when it fails or hangs."""
+        deadline = time.monotonic() + timeout
+        while p.alive():
+            for other in self.procs:
+                if other is not p and not other.alive():
+                    raise DemoError(f"{other.name} exited ({other.proc.returncode}) during {what}:\n{other.tail()}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"{what} did not finish within {timeout:.0f} s:\n{p.tail()}")
+            time.sleep(0.5)
+        code = p.wait()
+        if code != 0:
+            raise DemoError(f"{what} failed (exit {code}); log {p.log_path}:\n{p.tail()}")
+        self.procs.remove(p)
+        p.stop()
+
+    def driver(self) -> Proc:
+        return self.start("driver", "soarm_driver", "driver",
+                          params_files=[CONFIG / "driver.yaml", CONFIG / "demo" / "driver.yaml"],
+                          params={"real_time_factor": self.a.real_time_factor},
+                          echo=r"(?i)error|exception")
+
+    # ------------------------------------------------------------------ stages
+    def stage(self, name: str, fn) -> None:
+        banner(name)
+        t0 = time.monotonic()
+        fn()
+        self.timings[name] = round(time.monotonic() - t0, 1)
+        say(f"{name}: done in {self.timings[name]:.0f} s")
+
+    def record(self) -> None:
+        bags = self.out / "bags"
+        driver = self.driver()
+        recorder = self.start("recorder", "soarm_act_policy", "recorder",
+                              params_files=[CONFIG / "recorder.yaml", CONFIG / "demo" / "recorder.yaml"],
+                              params={"output_dir": str(bags), "use_sim_time": True}, echo=r"(?i)error|bag")
+        teleop = self.start("teleop", "soarm_driver", "teleop",
+                            params_files=[CONFIG / "teleop.yaml", CONFIG / "demo" / "teleop.yaml"],
+                            params={"episodes": self.a.demos, "seed": self.a.demo_seed, "use_sim_time": True},
+                            echo=r"session episode|session done|error")
+        self.run_to_end(teleop, timeout=120 + 60 * self.a.demos, what="recording the demonstrations")
+        time.sleep(1.0)  # the last episode's tail
+        self.stop(recorder, driver)
+        n = len([d for d in bags.iterdir() if d.is_dir()]) if bags.is_dir() else 0
+        if n == 0:
+            raise DemoError(f"no bags recorded in {bags}; recorder log:\n{recorder.tail()}")
+        say(f"{n} bags in {bags}")
+
+    def convert(self) -> None:
+        p = self.start("bag_to_lerobot", "soarm_act_policy", "bag_to_lerobot", ros=False,
+                       args=[str(self.out / "bags"), "--repo-id", REPO_ID, "--root", str(self.out / "dataset"),
+                             "--on-problem", "skip", "--report", str(self.out / "conversion_report.json"), "--quiet"],
+                       echo=r"(?i)episode|frames|error|skip|problem")
+        self.run_to_end(p, timeout=60 + 30 * self.a.demos, what="converting the bags")
+        info = json.loads((self.out / "dataset" / "meta" / "info.json").read_text())
+        say(f"dataset: {info.get('total_episodes')} episodes, {info.get('total_frames')} frames at {info.get('fps')} fps")
+
+    def train(self) -> None:
+        args = ["--repo-id", REPO_ID, "--dataset-root", str(self.out / "dataset"), "--output-dir",
+                str(self.out / "train"), "--config", self.a.train_config, "--steps", str(self.a.train_steps),
+                "--save-freq", str(self.a.train_steps), "--no-progress-bar"]
+        if self.a.device:
+            args += ["--device", self.a.device]
+        args += self.a.train_arg
+        p = self.start("train", "soarm_act_policy", "train", args=args, ros=False,
+                       echo=r"step:|error|Error|\[train\]|num_learnable_params|dataset.num_frames")
+        self.run_to_end(p, timeout=self.a.train_timeout, what="training")
+
+    def evaluate(self) -> None:
+        ckpt = self.out / "train" / "checkpoints" / "last" / "pretrained_model"
+        if not ckpt.is_dir():
+            raise DemoError(f"no checkpoint at {ckpt}")
+        driver = self.driver()
+        policy = self.start("policy", "soarm_act_policy", "policy",
+                            params_files=[CONFIG / "policy.yaml", CONFIG / "demo" / "policy.yaml"],
+                            params={"checkpoint": str(ckpt), "use_sim_time": True,
+                                    **({"device": self.a.device} if self.a.device else {})},
+                            echo=r"(?i)error|warm-up|loading")
+        ev = self.start("evaluate", "soarm_act_policy", "evaluate", ros=False,
+                        args=["--num-episodes", str(self.a.eval_episodes), "--episode-time", str(self.a.episode_time),
+                              "--seed", str(self.a.eval_seed), "--service-timeout", "180",
+                              "--output-dir", str(self.out / "eval")],
+                        echo=r"\[evaluate\]|error")
+        self.run_to_end(ev, timeout=300 + self.a.eval_episodes * (3 * self.a.episode_time + 60), what="evaluation")
+        self.stop(policy, driver)
+
+    # ------------------------------------------------------------------ main
+    def run(self) -> int:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        t0 = time.monotonic()
+        say(f"output: {self.out}  (ROS_DOMAIN_ID={self.a.domain_id})")
+        stages = [("1/4 record demonstrations (sim driver + recorder + scripted teleop)", self.record),
+                  ("2/4 convert bags -> LeRobot dataset", self.convert),
+                  (f"3/4 train ACT (--config {self.a.train_config}, {self.a.train_steps} steps)", self.train),
+                  ("4/4 evaluate closed-loop (sim driver + policy + evaluate)", self.evaluate)]
+        for name, fn in stages[self.a.from_stage - 1:]:
+            self.stage(name, fn)
+        report_path = self.out / "eval" / "eval_report.json"
+        report = json.loads(report_path.read_text())
+        total = round(time.monotonic() - t0, 1)
+        summary = {
+            "success_rate": report["success_rate"], "successes": report["successes"],
+            "episodes": report["num_episodes"], "report": str(report_path),
+            "plot": str(self.out / "eval" / "eval_report.png"), "checkpoint":
+            str(self.out / "train" / "checkpoints" / "last" / "pretrained_model"),
+            "stage_seconds": self.timings, "total_seconds": total, "settings": {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.a).items()},
+        }
+        (self.out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        banner(f"SUCCESS RATE {report['successes']}/{report['num_episodes']} "
+               f"({100 * report['success_rate']:.0f} %) in {total / 60:.1f} min")
+        say(f"report: {report_path}")
+        say(f"plot:   {summary['plot']}")
+        say(f"summary: {self.out / 'demo_summary.json'}")
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output-dir", type=Path,
+                   default=ROOT / "outputs" / f"demo_{dt.datetime.now():%Y%m%d_%H%M%S}", help="run directory")
+    p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to record (default: 20)")
+    p.add_argument("--demo-seed", type=int, default=0, help="scene seed of the first demo (default: 0)")
+    p.add_argument("--train-config", default="cpu", help="train preset: cpu | baseline | large (default: cpu)")
+    p.add_argument("--train-steps", type=int, default=700, help="training steps (default: 700)")
+    p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
+                   "e.g. --train-arg=--batch-size=16")
+    p.add_argument("--train-timeout", type=float, default=3 * 3600, help="max training time, s")
+    p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
+    p.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes (default: 5)")
+    p.add_argument("--episode-time", type=float, default=20.0, help="max policy time per eval episode, s (default: 20)")
+    p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
+    p.add_argument("--real-time-factor", type=float, default=1.0, help="sim speed vs wall clock (default: 1)")
+    p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42") or 42),
+                   help="ROS_DOMAIN_ID for all processes (default: $ROS_DOMAIN_ID or 42)")
+    p.add_argument("--from-stage", type=int, choices=(1, 2, 3, 4), default=1,
+                   help="resume a run in --output-dir at this stage (earlier outputs must exist)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    demo = Demo(args)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted: stopping all processes", file=sys.stderr, flush=True)
+        return 130
+    except DemoError as e:
+        print(f"\n[demo] FAILED: {e}", file=sys.stderr, flush=True)
+        print(f"[demo] logs: {demo.logs}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        demo.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
