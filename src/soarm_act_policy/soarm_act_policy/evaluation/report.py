@@ -116,6 +116,7 @@ def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_
     colors = ["tab:green" if e.success else "tab:red" for e in episodes]
     heights = [e.time_to_success if e.success and e.time_to_success is not None else e.duration for e in episodes]
     ax.bar(idx, heights, color=colors)
+    ax.set_xticks(idx)
     ax.set_xlabel("episode")
     ax.set_ylabel("time to success (green) / episode time (red), s")
     n_ok = sum(e.success for e in episodes)
