@@ -256,8 +256,11 @@ class Demo:
                   ("2/4 convert bags -> LeRobot dataset", self.convert),
                   (f"3/4 train ACT (--config {self.a.train_config}, {self.a.train_steps} steps)", self.train),
                   ("4/4 evaluate closed-loop (sim driver + policy + evaluate)", self.evaluate)]
-        for name, fn in stages[self.a.from_stage - 1:]:
+        for name, fn in stages[self.a.from_stage - 1:self.a.to_stage]:
             self.stage(name, fn)
+        if self.a.to_stage < 4:
+            say(f"stopped after stage {self.a.to_stage} (--to-stage); continue with --from-stage {self.a.to_stage + 1}")
+            return 0
         report_path = self.out / "eval" / "eval_report.json"
         report = json.loads(report_path.read_text())
         total = round(time.monotonic() - t0, 1)
@@ -298,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ROS_DOMAIN_ID for all processes (default: $ROS_DOMAIN_ID or 42)")
     p.add_argument("--from-stage", type=int, choices=(1, 2, 3, 4), default=1,
                    help="resume a run in --output-dir at this stage (earlier outputs must exist)")
+    p.add_argument("--to-stage", type=int, choices=(1, 2, 3, 4), default=4, help="stop after this stage")
     return p
 
 

@@ -119,6 +119,17 @@ def test_resume_without_checkpoint_is_clear(tmp_path):
         build_train_config(settings_for("--resume", tmp_path=tmp_path))
 
 
+def test_resume_refuses_model_changes(tmp_path):
+    last = tmp_path / "run" / "checkpoints" / "000010"
+    (last / "pretrained_model").mkdir(parents=True)
+    (last / "pretrained_model" / "train_config.json").write_text("{}")
+    (last / "training_state").mkdir()
+    (tmp_path / "run" / "checkpoints" / "last").symlink_to("000010")
+    with pytest.raises(TrainConfigError, match="cannot change on resume: --dim-model, --lr"):
+        build_train_config(settings_for("--resume", "--steps", "20", "--dim-model", "128", "--lr", "1e-3",
+                                        tmp_path=tmp_path))
+
+
 def test_dataset_root_accepts_dataset_dir_or_parent(tmp_path):
     ds = fake_dataset(tmp_path / "parent" / "local" / "x")
     assert resolve_dataset_root("local/x", ds) == ds.resolve()

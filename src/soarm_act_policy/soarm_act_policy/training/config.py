@@ -240,13 +240,13 @@ def build_train_config(settings: dict) -> TrainJob:
     device = resolve_device(settings["device"])
     if settings["resume"]:
         ckpt = last_checkpoint(output_dir)
-        cfg = TrainPipelineConfig.from_pretrained(ckpt / PRETRAINED_DIR / TRAIN_CONFIG_FILE)
         fixed = [k for k in settings["explicit"] if k not in RESUME_OVERRIDABLE]
         if fixed:
             raise TrainConfigError(
                 "--resume keeps the checkpoint's model and optimizer settings; these flags cannot change "
                 f"on resume: {', '.join('--' + k.replace('_', '-') for k in fixed)}"
             )
+        cfg = TrainPipelineConfig.from_pretrained(ckpt / PRETRAINED_DIR / TRAIN_CONFIG_FILE)
         cfg.resume = True
         cfg.output_dir = output_dir
         for key in settings["explicit"]:
