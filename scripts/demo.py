@@ -124,6 +124,7 @@ class Demo:
         self.logs = self.out / "logs"
         self.procs: list[Proc] = []
         self.timings: dict[str, float] = {}
+        self.trained_steps = None
         self.env = {
             **os.environ,
             "ROS_DOMAIN_ID": str(args.domain_id),
@@ -220,13 +221,31 @@ class Demo:
     def train(self) -> None:
         args = ["--repo-id", REPO_ID, "--dataset-root", str(self.out / "dataset"), "--output-dir",
                 str(self.out / "train"), "--config", self.a.train_config, "--steps", str(self.a.train_steps),
-                "--save-freq", str(self.a.train_steps), "--no-progress-bar"]
+                "--save-freq", str(min(self.a.save_every, self.a.train_steps)), "--no-progress-bar"]
         if self.a.device:
             args += ["--device", self.a.device]
         args += self.a.train_arg
         p = self.start("train", "soarm_act_policy", "train", args=args, ros=False,
                        echo=r"step:|error|Error|\[train\]|num_learnable_params|dataset.num_frames")
-        self.run_to_end(p, timeout=self.a.train_timeout, what="training")
+        budget = self.a.train_minutes * 60 if self.a.train_minutes > 0 else None
+        t0 = time.monotonic()
+        while p.alive() and (budget is None or time.monotonic() - t0 < budget):
+            time.sleep(0.5)
+        if p.alive():
+            # Time budget reached: stop LeRobot's loop; the last saved checkpoint is the result.
+            say(f"training time budget ({self.a.train_minutes:g} min) reached: stopping at the last checkpoint")
+            self.stop(p)
+        else:
+            code = p.wait()
+            self.stop(p)
+            if code != 0:
+                raise DemoError(f"training failed (exit {code}); log {p.log_path}:\n{p.tail()}")
+        last = self.out / "train" / "checkpoints" / "last"
+        if not (last / "pretrained_model").is_dir():
+            raise DemoError(f"training saved no checkpoint in {last.parent} (raise --train-minutes or lower --save-every)")
+        step = json.loads((last / "training_state" / "training_step.json").read_text())["step"]
+        self.trained_steps = step
+        say(f"checkpoint: {last.resolve().name} (step {step})")
 
     def evaluate(self) -> None:
         ckpt = self.out / "train" / "checkpoints" / "last" / "pretrained_model"
@@ -254,7 +273,8 @@ class Demo:
         say(f"output: {self.out}  (ROS_DOMAIN_ID={self.a.domain_id})")
         stages = [("1/4 record demonstrations (sim driver + recorder + scripted teleop)", self.record),
                   ("2/4 convert bags -> LeRobot dataset", self.convert),
-                  (f"3/4 train ACT (--config {self.a.train_config}, {self.a.train_steps} steps)", self.train),
+                  (f"3/4 train ACT (--config {self.a.train_config}, up to {self.a.train_steps} steps"
+                   f"{f' or {self.a.train_minutes:g} min' if self.a.train_minutes > 0 else ''})", self.train),
                   ("4/4 evaluate closed-loop (sim driver + policy + evaluate)", self.evaluate)]
         for name, fn in stages[self.a.from_stage - 1:self.a.to_stage]:
             self.stage(name, fn)
@@ -269,7 +289,7 @@ class Demo:
             "episodes": report["num_episodes"], "report": str(report_path),
             "plot": str(self.out / "eval" / "eval_report.png"), "checkpoint":
             str(self.out / "train" / "checkpoints" / "last" / "pretrained_model"),
-            "stage_seconds": self.timings, "total_seconds": total, "settings": {
+            "trained_steps": self.trained_steps, "stage_seconds": self.timings, "total_seconds": total, "settings": {
                 k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.a).items()},
         }
         (self.out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -288,13 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to record (default: 20)")
     p.add_argument("--demo-seed", type=int, default=0, help="scene seed of the first demo (default: 0)")
     p.add_argument("--train-config", default="cpu", help="train preset: cpu | baseline | large (default: cpu)")
-    p.add_argument("--train-steps", type=int, default=700, help="training steps (default: 700)")
+    p.add_argument("--train-steps", type=int, default=2000,
+                   help="max training steps; --train-minutes may stop earlier (default: 2000)")
     p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
                    "e.g. --train-arg=--batch-size=16")
-    p.add_argument("--train-timeout", type=float, default=3 * 3600, help="max training time, s")
+    p.add_argument("--train-minutes", type=float, default=12.0,
+                   help="training time budget, min: training stops there and the demo uses the last checkpoint "
+                   "(0 = no limit) (default: 12)")
+    p.add_argument("--save-every", type=int, default=100, help="checkpoint every N training steps (default: 100)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
     p.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes (default: 5)")
-    p.add_argument("--episode-time", type=float, default=20.0, help="max policy time per eval episode, s (default: 20)")
+    p.add_argument("--episode-time", type=float, default=30.0, help="max policy time per eval episode, s (default: 30)")
     p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
     p.add_argument("--real-time-factor", type=float, default=1.0, help="sim speed vs wall clock (default: 1)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42") or 42),

@@ -89,7 +89,7 @@ def test_train_checkpoint_and_load(dataset, tmp_path):
         "observation.state": torch.zeros(6),
         "observation.images.front": torch.rand(3, 96, 128),
         "observation.images.wrist": torch.rand(3, 96, 128),
-        "task": "Pick up the cube and lift it",
+        "task": "Put the cube in the target zone",
     }
     batch = {k: (v.unsqueeze(0) if hasattr(v, "unsqueeze") else v) for k, v in obs.items()}
     with torch.no_grad():

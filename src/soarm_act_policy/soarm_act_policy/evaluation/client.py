@@ -85,6 +85,7 @@ class EvalClient:
         self._traj_t: list[float] = []
         self._traj_q: list[list[float]] = []
         self.all_latencies: list[float] = []
+        self._settled: set = set()
 
         n = self.node
         n.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS)
@@ -123,8 +124,13 @@ class EvalClient:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def _call(self, client, request, timeout: float, what: str):
-        if not client.wait_for_service(timeout_sec=min(timeout, self.s.service_timeout)):
-            raise EvaluationError(f"service {client.srv_name} not available ({what}): is the node running?")
+        if client not in self._settled:
+            if not client.wait_for_service(timeout_sec=max(timeout, self.s.service_timeout)):
+                raise EvaluationError(f"service {client.srv_name} not available ({what}): is the node running?")
+            # Let the server's response writer match our reader before the first request
+            # (under load Fast DDS may otherwise drop the first response).
+            time.sleep(0.5)
+            self._settled.add(client)
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-TASK = "Pick up the cube and lift it"
+TASK = "Put the cube in the target zone"
 
 
 def dataset_features(cameras=("front", "wrist"), width: int = 128, height: int = 96) -> dict:
