@@ -19,12 +19,16 @@ DEMO = ROOT / "scripts" / "demo.py"
 TRAIN = ROOT / "install" / "soarm_act_policy" / "lib" / "soarm_act_policy" / "train"
 
 pytestmark = [pytest.mark.slow, pytest.mark.dds]
+# the cpu preset with a tiny transformer: the loop, not the model, is under test
+TINY_MODEL = [f"--train-arg={a}" for a in ("--dim-model=32", "--n-heads=2", "--dim-feedforward=64",
+                                           "--n-encoder-layers=1", "--n-vae-encoder-layers=1", "--latent-dim=8",
+                                           "--batch-size=2")]
 
 
 def run_demo(out: Path, *flags, timeout=900):
     p = subprocess.run([sys.executable, str(DEMO), "--output-dir", str(out), "--domain-id", os.environ["ROS_DOMAIN_ID"],
                         "--demos", "2", "--train-steps", "2", "--eval-episodes", "1", "--episode-time", "3",
-                        "--train-arg=--num-workers=0", *flags],
+                        "--train-arg=--num-workers=0", *TINY_MODEL, *flags],
                        capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, f"demo failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
     return p.stdout
