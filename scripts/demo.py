@@ -242,24 +242,17 @@ class Demo:
         args = ["--repo-id", REPO_ID, "--dataset-root", str(self.out / "dataset"), "--output-dir",
                 str(self.out / "train"), "--config", self.a.train_config, "--steps", str(self.a.train_steps),
                 "--save-freq", str(min(self.a.save_every, self.a.train_steps)), "--no-progress-bar"]
+        if self.a.train_minutes > 0:
+            args += ["--max-minutes", str(self.a.train_minutes)]
         if self.a.device:
             args += ["--device", self.a.device]
         args += self.a.train_arg
         p = self.start("train", "soarm_act_policy", "train", args=args, ros=False,
                        echo=r"step:|error|Error|\[train\]|num_learnable_params|dataset.num_frames")
-        budget = self.a.train_minutes * 60 if self.a.train_minutes > 0 else None
-        t0 = time.monotonic()
-        while p.alive() and (budget is None or time.monotonic() - t0 < budget):
-            time.sleep(0.5)
-        if p.alive():
-            # Time budget reached: stop LeRobot's loop; the last saved checkpoint is the result.
-            say(f"training time budget ({self.a.train_minutes:g} min) reached: stopping at the last checkpoint")
-            self.stop(p)
-        else:
-            code = p.wait()
-            self.stop(p)
-            if code != 0:
-                raise DemoError(f"training failed (exit {code}); log {p.log_path}:\n{p.tail()}")
+        # train stops itself at --max-minutes with a checkpoint of its last step; the guard
+        # here only catches a hung process.
+        self.run_to_end(p, timeout=(self.a.train_minutes * 60 + 600) if self.a.train_minutes > 0 else 7 * 86400,
+                        what="training")
         last = self.out / "train" / "checkpoints" / "last"
         if not (last / "pretrained_model").is_dir():
             raise DemoError(f"training saved no checkpoint in {last.parent} (raise --train-minutes or lower --save-every)")
@@ -340,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
                    "e.g. --train-arg=--batch-size=16")
     p.add_argument("--train-minutes", type=float, default=12.0,
-                   help="training time budget, min: training stops there and the demo uses the last checkpoint "
-                   "(0 = no limit) (default: 12)")
-    p.add_argument("--save-every", type=int, default=100, help="checkpoint every N training steps (default: 100)")
+                   help="training time budget (train --max-minutes): training stops there with a checkpoint "
+                   "of its last step (0 = no limit) (default: 12)")
+    p.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N training steps (default: 1000)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
     p.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes (default: 5)")
     p.add_argument("--episode-time", type=float, default=30.0, help="max policy time per eval episode, s (default: 30)")

@@ -3,7 +3,7 @@
 The dataset is written with LeRobot's own API (2 episodes x 40 frames, two 96x128 video
 cameras, the project's features). Checks: LeRobot's checkpoint layout, the metrics
 (L1, KL, loss, grad norm, lr), loading with ACTPolicy.from_pretrained + processors,
-initial backbone weights from a local file. (Resuming is covered by tests/test_demo_smoke.py
+initial backbone weights from a local file, the --max-minutes time budget. (Resuming is covered by tests/test_demo_smoke.py
 on a dataset converted from bags.)
 """
 
@@ -56,21 +56,25 @@ def test_train_checkpoint_and_load(dataset, tmp_path):
     # the cpu preset with a tiny transformer given explicitly (explicit flags beat the preset)
     tiny = ["--dim-model", "32", "--n-heads", "2", "--dim-feedforward", "64", "--n-encoder-layers", "1",
             "--n-vae-encoder-layers", "1", "--latent-dim", "8", "--chunk-size", "10", "--batch-size", "2"]
-    p = run_train(*common, "--config", "cpu", *tiny, "--steps", "2", "--save-freq", "2",
+    # --max-minutes (here ~0): LeRobot saves the step just finished and stops (no checkpoint
+    # would be due before step 500)
+    p = run_train(*common, "--config", "cpu", *tiny, "--steps", "1000", "--save-freq", "500", "--max-minutes", "1e-6",
                   "--lr-backbone", "1e-12", "--pretrained-backbone", str(weights))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert '"step": 1' in p.stdout
 
     # LeRobot's layout
-    ckpt = out / "checkpoints" / "000002"
+    ckpt = out / "checkpoints" / "000001"
     model_dir = ckpt / "pretrained_model"
     for name in ("config.json", "model.safetensors", "train_config.json", "policy_preprocessor.json",
                  "policy_postprocessor.json"):
         assert (model_dir / name).is_file(), name
-    assert json.loads((ckpt / "training_state" / "training_step.json").read_text())["step"] == 2
+    assert json.loads((ckpt / "training_state" / "training_step.json").read_text())["step"] == 1
     assert (out / "checkpoints" / "last").resolve() == ckpt.resolve()
+    assert [d.name for d in (out / "checkpoints").iterdir() if not d.is_symlink()] == ["000001"]
 
     rows = metrics(out)
-    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [1]
     for key in ("loss", "l1_loss", "kld_loss", "grad_norm", "lr"):
         assert all(r[key] == r[key] for r in rows), key  # present and not NaN
     assert rows[0]["lr"] > 0

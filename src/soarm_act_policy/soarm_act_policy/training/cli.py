@@ -39,10 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train: interrupted; the last saved checkpoint is kept (resume with --resume)", file=sys.stderr)
         return 130
+    step = None
+    try:
+        step = json.loads((last.parent / "training_state" / "training_step.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        pass
     summary = {
         "checkpoint": str(last),
+        "step": step,
         "output_dir": str(job.cfg.output_dir),
         "steps": job.cfg.steps,
+        "max_minutes": settings.get("max_minutes"),
         "wall_time_s": round(time.monotonic() - t0, 1),
         "preset": settings["config"],
         "pretrained_backbone": settings["pretrained_backbone"] if not job.resume_from else "(resumed)",

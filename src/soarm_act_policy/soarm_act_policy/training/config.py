@@ -23,7 +23,7 @@ TRAIN_CONFIG_FILE = "train_config.json"
 # Settings that may change when resuming (the rest is fixed by the checkpoint's config).
 RESUME_OVERRIDABLE = {
     "steps", "num_workers", "log_freq", "save_freq", "progress_bar", "wandb_enable",
-    "wandb_project", "wandb_entity", "wandb_notes", "device", "torch_threads",
+    "wandb_project", "wandb_entity", "wandb_notes", "device", "torch_threads", "max_minutes",
 }
 
 
@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("logging and checkpointing")
     g.add_argument("--log-freq", type=_positive_int, default=S, help="log metrics every N steps" + d("log_freq"))
     g.add_argument("--save-freq", type=_positive_int, default=S, help="checkpoint every N steps" + d("save_freq"))
+    g.add_argument("--max-minutes", type=_positive_float, default=S,
+                   help="time budget: after this many minutes save a checkpoint of the current step and stop "
+                   "(resume later with --resume) (default: none)")
     g.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=S, help="tqdm progress bar" + d("progress_bar"))
     g.add_argument("--wandb-enable", action="store_true", default=S, help="log to Weights & Biases")
     g.add_argument("--wandb-project", default=S, help="wandb project" + d("wandb_project"))

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, object] = {
     "log_freq": 250,
     "save_freq": 5000,
     "progress_bar": True,
+    "max_minutes": None,
     # ACT
     "chunk_size": 100,
     "n_action_steps": 100,

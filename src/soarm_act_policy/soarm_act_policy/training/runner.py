@@ -8,7 +8,9 @@ optimizer, Accelerate, checkpoints (``checkpoints/<step>/pretrained_model`` +
 - turns off the tqdm bar for ``--no-progress-bar``;
 - mirrors every metrics log line (loss, l1_loss, kld_loss, grad norm, lr, timings) into
   ``<output_dir>/metrics.jsonl`` for reports and tests;
-- passes ``--config_path`` the way LeRobot's CLI does when resuming.
+- passes ``--config_path`` the way LeRobot's CLI does when resuming;
+- ``--max-minutes``: once the time is up, has LeRobot save a checkpoint of the step just
+  finished and stops before the next one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,38 @@ from .config import PRETRAINED_DIR, TRAIN_CONFIG_FILE, TrainJob
 
 METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger("soarm_train")
+
+
+class TimeBudgetReached(Exception):
+    """--max-minutes elapsed: a checkpoint of the last step was saved and training stopped."""
+
+    def __init__(self, step: int):
+        super().__init__(f"time budget reached after step {step}")
+        self.step = step
+
+
+class _TimeBudget:
+    """Ends LeRobot's loop after --max-minutes with a checkpoint of the last finished step.
+
+    Hooks two functions the loop calls: the save decision (forced true once the time is up)
+    and the batch iterator (stops before the next step once that checkpoint is written).
+    """
+
+    def __init__(self, minutes: float | None):
+        self.deadline = time.monotonic() + 60.0 * minutes if minutes else None
+        self.saved_step: int | None = None
+
+    def should_save(self, orig, step, save_freq, total_steps):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.saved_step = step
+            return True
+        return orig(step, save_freq, total_steps)
+
+    def cycle(self, orig, iterable):
+        for batch in orig(iterable):
+            if self.saved_step is not None:
+                raise TimeBudgetReached(self.saved_step)
+            yield batch
 
 
 class _MetricsFileHandler(logging.Handler):
@@ -48,8 +82,9 @@ class _MetricsFileHandler(logging.Handler):
 
 
 @contextmanager
-def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metrics_path: Path, argv: list[str]):
-    saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging")}
+def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metrics_path: Path, argv: list[str],
+                   budget: _TimeBudget):
+    saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint", "cycle")}
     saved_argv = sys.argv
     orig_make_policy, orig_tqdm, orig_init_logging = saved["make_policy"], saved["tqdm"], saved["init_logging"]
 
@@ -69,6 +104,8 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metri
         logging.getLogger().addHandler(_MetricsFileHandler(metrics_path))
 
     lt.make_policy = make_policy
+    lt.should_save_checkpoint = lambda *a: budget.should_save(saved["should_save_checkpoint"], *a)
+    lt.cycle = lambda iterable: budget.cycle(saved["cycle"], iterable)
     lt.init_logging = init_logging
     if not progress_bar:
         lt.tqdm = tqdm
@@ -102,12 +139,17 @@ def run(job: TrainJob) -> Path:
         torch.set_num_threads(int(settings["torch_threads"]))
     register_third_party_plugins()
     output_dir = Path(cfg.output_dir)
+    budget = _TimeBudget(settings.get("max_minutes"))
     with _lerobot_hooks(
         lt,
         backbone_state=backbone_state,
         progress_bar=settings["progress_bar"],
         metrics_path=output_dir / METRICS_FILE,
         argv=argv,
+        budget=budget,
     ):
-        lt.train(cfg)
+        try:
+            lt.train(cfg)
+        except TimeBudgetReached as e:
+            logging.info("--max-minutes %s reached: stopped after step %d (checkpoint saved)", settings["max_minutes"], e.step)
     return output_dir / "checkpoints" / "last" / PRETRAINED_DIR
