@@ -388,7 +388,9 @@ class DriverNode(Node):
             q = self.backend.read_positions()
             enabled = bool(self.backend.enabled_on_start)
             self.backend.set_torque(enabled)
-        except BackendError as e:
+        except Exception as e:  # BackendError, or a backend bug: never let the control thread die
+            if not isinstance(e, BackendError):
+                e = f"{type(e).__name__}: {e}"
             self._set_state("ERROR", f"connect failed: {e}")
             self.get_logger().error(f"backend connect failed (retrying every {self._params['reconnect_period']:g} s): {e}")
             try:
