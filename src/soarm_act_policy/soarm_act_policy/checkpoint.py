@@ -31,8 +31,11 @@ class CheckpointError(ValueError):
     """The checkpoint cannot be used; the message says why and what to do."""
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """A local checkpoint directory, or a cached hub id, as the `pretrained_model` directory."""
+def resolve_checkpoint(spec: str, cache_dir: str | Path | None = None) -> Path:
+    """A local checkpoint directory, or a cached hub id, as the `pretrained_model` directory.
+
+    cache_dir: the Hugging Face hub cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub).
+    """
     if not spec:
         raise CheckpointError(
             "no checkpoint given: set the `checkpoint` parameter to a LeRobot pretrained_model "
@@ -52,7 +55,7 @@ def resolve_checkpoint(spec: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        local = snapshot_download(repo_id=spec, local_files_only=True)
+        local = snapshot_download(repo_id=spec, local_files_only=True, cache_dir=cache_dir)
     except Exception as e:  # LocalEntryNotFoundError, invalid id, ...
         raise CheckpointError(
             f"checkpoint {spec!r} is not a local directory and not in the local Hugging Face cache "

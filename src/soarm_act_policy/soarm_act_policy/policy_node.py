@@ -158,12 +158,14 @@ class PolicyNode(Node):
             self.create_subscription(
                 Image, image_topic(cam), lambda m, c=cam: self._on_image(c, m), SENSOR_QOS, callback_group=inputs
             )
-        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS, callback_group=inputs)
+        # events and services wait for the tick's lock: their own group keeps sensor callbacks flowing
+        commands = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS, callback_group=commands)
         self.traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
         self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=inputs)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=inputs)
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=commands)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=commands)
         self.create_timer(self.period, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
         self._kinematics = None
         self._kinematics_warned = False

@@ -188,6 +188,21 @@ def test_resolve_accepts_output_dirs_and_refuses_clearly(tiny_ckpt, tmp_path):
         read_spec(pickled)
 
 
+def test_hub_id_from_the_local_cache(tiny_ckpt, tmp_path):
+    """A hub id resolves to its snapshot in the local HF cache (layout of huggingface_hub), offline."""
+    import shutil
+
+    repo = tmp_path / "hub" / "models--someone--act_so101"
+    snap = repo / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_ckpt, snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    path = resolve_checkpoint("someone/act_so101", cache_dir=tmp_path / "hub")
+    assert path == snap and read_spec(path).chunk_size == 20
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        resolve_checkpoint("someone/other", cache_dir=tmp_path / "hub")
+
+
 def test_feature_checks_name_the_mismatch(tiny_ckpt):
     spec = read_spec(tiny_ckpt)
     assert (spec.chunk_size, spec.n_action_steps, spec.policy_type) == (20, 20, "act")
