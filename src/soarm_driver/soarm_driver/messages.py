@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import math
 
 import numpy as np
@@ -40,7 +41,9 @@ def camera_msgs(name: str, image: np.ndarray, intrinsics: np.ndarray, now: float
     msg.height, msg.width = h, w
     msg.encoding = "rgb8"
     msg.step = w * 3
-    msg.data = img.tobytes()
+    data = array.array("B")
+    data.frombytes(memoryview(img).cast("B"))  # one memcpy (assigning bytes costs ~8x more)
+    msg.data = data
     k = np.asarray(intrinsics, dtype=float).reshape(3, 3)
     info = CameraInfo()
     info.header.stamp, info.header.frame_id = stamp, frame_id
