@@ -21,15 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: SO-101 joint order used across soarm_act (motor ids 1..6).
-JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from .joints import JOINT_NAMES
+
 BASE_LINK = "base_link"
 END_EFFECTOR_LINK = "gripper_frame_link"
 URDF_ENV_VAR = "SOARM_URDF"

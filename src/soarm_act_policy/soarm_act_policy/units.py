@@ -21,15 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-#: SO-101 joints in motor-id order, as in its URDF and in LeRobot (`<joint>.pos`).
-JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from .joints import JOINT_NAMES
 
 #: SO-101 URDF joint limits, radians.
 URDF_LIMITS: dict[str, tuple[float, float]] = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: The SO-101 joint order of the dataset vectors (matched by name in the bags).
-JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper",
-)
+# The SO-101 joint order of the dataset vectors (matched by name in the bags).
+from ..joints import JOINT_NAMES  # noqa: E402,F401  (re-exported)
+
 ROBOT_TYPE = "so101_follower"
 RULES = ("linear", "hold")
 ON_PROBLEM = ("fail", "skip", "warn")
