@@ -160,7 +160,11 @@ def test_feetech_backend_on_simulated_servos(fake_bus, calib_file):
         b.set_torque(True)
         assert all(fake_bus.mem[i][TORQUE_ENABLE] == 1 for i in range(1, 7))
         target = np.array([0.5, -0.3, 0.2, -0.1, 1.0, 1.2])
-        b.write_goal_positions(target)
+        b.write_goal_positions(target)  # a broadcast sync write: no reply, the fake applies it a bit later
+        deadline = time.monotonic() + 2.0
+        while fake_bus.get(1, GOAL) == 2048 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
         goal_ticks = [fake_bus.get(i, GOAL) for i in range(1, 7)]
         np.testing.assert_allclose([ticks_to_rad(t, j) for j, t in enumerate(goal_ticks)], target, atol=2e-3)
         np.testing.assert_allclose(b.read_positions(), target, atol=2e-3)
