@@ -16,7 +16,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SOARM_VENV:-$ROOT/.venv}"
-SETUP_VERSION=1   # bump to force every machine through the install steps again
+SETUP_VERSION=3   # bump to force every machine through the install steps again
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -48,7 +48,8 @@ find_python312() {
 }
 
 # ---------------------------------------------------------------------------- 2. system libraries
-have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+# (no `grep -q` on a pipe: under pipefail its early exit can fail the pipeline with SIGPIPE)
+have_lib() { ldconfig -p 2>/dev/null | grep "$1" >/dev/null; }
 
 apt_install() {
     local sudo=""
@@ -91,7 +92,10 @@ fix_ros_cmake_paths() {
     local py_include np_include
     py_include="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
     np_include="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
-    grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+    local files
+    files="$(grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' 2>/dev/null || true)"
+    [[ -n "$files" ]] || return 0   # already fixed
+    echo "$files" | while read -r f; do
         sed -i -E \
             -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${np_include}#g" \
             -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${py_include}#g" "$f"
@@ -117,7 +121,14 @@ setup_venv() {
     local args=(-r "$ROOT/requirements.txt")
     if [[ "$(uname -sm)" == "Linux x86_64" && -f "$ROOT/requirements.lock" ]]; then args+=(-c "$ROOT/requirements.lock"); fi
     say "installing pinned packages (first time: several minutes, ~6 GB with torch)"
-    "$VENV/bin/python" -m pip install --progress-bar off "${args[@]}" 2>&1 | grep -vE "^(Requirement already satisfied|WARNING: Location|Looking in|Collecting|  Downloading|  Using cached|Downloading|Using cached|  Stored in|  Created wheel|  Building wheel)" || true
+    # pip's own lines stream as they come (progress), minus the noise; its exit status counts.
+    local pip_status=0
+    set +e
+    "$VENV/bin/python" -m pip install --progress-bar off "${args[@]}" 2>&1 | tee "$VENV/pip-install.log" \
+        | grep -vE "^(Requirement already satisfied|WARNING: Location|Looking in|  Downloading|  Using cached|Downloading|Using cached|  Stored in|  Created wheel|  Building wheel)"
+    pip_status=${PIPESTATUS[0]}
+    set -e
+    [[ $pip_status -eq 0 ]] || die "pip install failed (exit $pip_status); full log: $VENV/pip-install.log"
     "$VENV/bin/python" -m pip check >/dev/null || say "WARNING: pip check reports conflicts: $("$VENV/bin/python" -m pip check | head -3)"
     "$VENV/bin/python" -c 'import rclpy, lerobot, mujoco, rosbags, torch' \
         || die "the venv was installed but its core imports fail (see above)"
