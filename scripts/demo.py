@@ -332,9 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="max training steps; --train-minutes may stop earlier (default: 2000)")
     p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
                    "e.g. --train-arg=--batch-size=16")
-    p.add_argument("--train-minutes", type=float, default=12.0,
+    p.add_argument("--train-minutes", type=float, default=13.0,
                    help="training time budget (train --max-minutes): training stops there with a checkpoint "
-                   "of its last step (0 = no limit) (default: 12)")
+                   "of its last step (0 = no limit) (default: 13)")
     p.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N training steps (default: 1000)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
     p.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes (default: 5)")
