@@ -89,8 +89,19 @@ class TeleopNode(Node):
         from soarm_driver.sim.episode_follower import EpisodeFollower
         from soarm_driver.sim.expert import ScriptedExpert
 
+        logger = self.get_logger()
+        # One call site per severity: rclpy refuses a call site whose severity changes
+        # ("Logger severity cannot be changed between calls").
+
         def log(level, text):
-            getattr(self.get_logger(), level)(text)
+            if level == "error":
+                logger.error(text)
+            elif level in ("warning", "warn"):
+                logger.warning(text)
+            elif level == "debug":
+                logger.debug(text)
+            else:
+                logger.info(text)
 
         self.follower = EpisodeFollower(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
         group = ReentrantCallbackGroup()
@@ -189,6 +200,8 @@ class TeleopNode(Node):
 def main(argv=None):
     rclpy.init(args=argv)
     node = None
+    executor = None
+    spin = None
     code = 0
     try:
         node = TeleopNode()
@@ -210,6 +223,12 @@ def main(argv=None):
             print(f"teleop: error: {exc}", file=sys.stderr, flush=True)
             code = 1
     finally:
+        # Stop the executor (and its spinning thread) before the node goes away: destroying
+        # a node under a running executor thread aborts the process at exit.
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if spin is not None:
+            spin.join(timeout=2.0)
         if node is not None:
             if node.source == "leader" and hasattr(node, "leader"):
                 node.leader.disconnect()
