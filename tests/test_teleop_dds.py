@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
+from test_driver_helpers import JOINTS, Collector  # noqa: E402
+
 pytestmark = pytest.mark.dds
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "Put the cube in the target zone"
-JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 # Demo-sized cameras (home pose with open jaws, as the demo should use).
 DRIVER_PARAMS = {
     "backend": "sim",
@@ -22,22 +25,6 @@ DRIVER_PARAMS = {
     "cameras.wrist.height": 96,
     "home_pose": "[0.0, 0.0, 0.0, 0.0, 0.0, 0.3]",
 }
-
-
-class Collector:
-    def __init__(self, ros, msg_type, topic, qos):
-        import threading
-
-        self.msgs, self._lock = [], threading.Lock()
-        ros.node.create_subscription(msg_type, topic, self._cb, qos)
-
-    def _cb(self, msg):
-        with self._lock:
-            self.msgs.append(msg)
-
-    def snapshot(self):
-        with self._lock:
-            return list(self.msgs)
 
 
 def events_qos():
