@@ -101,3 +101,49 @@ class Status:
     def last(self) -> dict:
         m = self._c.last()
         return json.loads(m.data) if m else {}
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class SceneAfterReset:
+    """The cube pose of the scene an episode started with.
+
+    A `scene/objects` message of the previous scene may still be in flight when the
+    reset_episode response arrives, so only markers stamped at or after the episode's
+    STARTED event (same driver clock) count; the first of them is the new scene as placed.
+    """
+
+    def __init__(self, ros):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from soarm_msgs.msg import EpisodeEvent
+        from visualization_msgs.msg import MarkerArray
+
+        self.ros = ros
+        self.started_kind = EpisodeEvent.STARTED
+        latched = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.events = Collector(ros, EpisodeEvent, "episode_events", latched)
+        self.objects = Collector(ros, MarkerArray, "scene/objects")
+
+    def started_stamp(self, episode: int, timeout: float = 10.0) -> int:
+        def stamps():
+            return [stamp_ns(e.header) for e in self.events.snapshot()
+                    if e.kind == self.started_kind and e.episode_index == episode]
+
+        self.ros.wait_for(lambda: stamps(), timeout, what=f"episode {episode} STARTED")
+        return max(stamps())
+
+    def cube(self, episode: int | None = None, timeout: float = 20.0):
+        """Cube centre (x, y, z) in the world frame; of `episode`'s scene if given, else the newest."""
+        import numpy as np
+
+        since = self.started_stamp(episode) if episode is not None else 0
+
+        def fresh():
+            return [a for a in self.objects.snapshot() if a.markers and stamp_ns(a.markers[0].header) >= since]
+
+        self.ros.wait_for(lambda: fresh(), timeout, what="scene/objects of the new scene")
+        m = [m for m in fresh()[0 if episode is not None else -1].markers if m.ns == "cube"][0]
+        assert m.header.frame_id == "world"
+        return np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from test_driver_helpers import JOINTS, Collector, Status, start_driver, stamp_s, trajectory
+from test_driver_helpers import JOINTS, Collector, SceneAfterReset, Status, start_driver, stamp_s, trajectory
 
 pytestmark = pytest.mark.dds
 
@@ -177,46 +177,24 @@ def test_disabled_arm_does_not_move_until_enabled(start_node, ros_node):
 
 
 def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from soarm_msgs.msg import EpisodeEvent
     from soarm_msgs.srv import ResetEpisode
-    from visualization_msgs.msg import MarkerArray
 
     proc, states, commands = start_driver(start_node, ros_node, params={"home_pose": [0.2, 0.0, 0.0, 0.0, 0.0, 0.3]})
-    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    events = Collector(ros_node, EpisodeEvent, "episode_events", latched)
-    objects = Collector(ros_node, MarkerArray, "scene/objects")
+    scene = SceneAfterReset(ros_node)
+    events = scene.events
     home = np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.3])
-
-    def stamp_ns(header):
-        return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-    def cube(episode):
-        """The cube pose published after `episode` STARTED (a marker already in flight from the
-        previous scene may arrive after the reset response)."""
-        ros_node.wait_for(lambda: any(e.kind == EpisodeEvent.STARTED and e.episode_index == episode
-                                      for e in events.snapshot()), 5, what=f"STARTED {episode}")
-        started = max(stamp_ns(e.header) for e in events.snapshot()
-                      if e.kind == EpisodeEvent.STARTED and e.episode_index == episode)
-
-        def fresh():
-            return [a for a in objects.snapshot() if a.markers and stamp_ns(a.markers[0].header) >= started]
-
-        ros_node.wait_for(lambda: fresh(), 5, what=f"scene/objects after STARTED {episode}")
-        m = fresh()[0].markers[0]
-        assert m.ns == "cube" and m.header.frame_id == "world"
-        return np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
 
     r1 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(task="stack it", seed=7, randomize=True), timeout=30)
     assert r1.success and r1.episode_index == 0 and r1.seed_used == 7, r1.message
     ros_node.wait_for(lambda: np.allclose(positions(states.last()), home, atol=0.05), 5, what="arm at home")
-    cube_a = cube(0)
+    cube_a = scene.cube(0)
     r2 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=8, randomize=True), timeout=30)
     assert r2.success and r2.episode_index == 1
-    cube_b = cube(1)
+    cube_b = scene.cube(1)
     r3 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=7, randomize=True), timeout=30)
     assert r3.success and r3.episode_index == 2
-    np.testing.assert_allclose(cube(2), cube_a, atol=1e-4)  # same seed, same scene
+    np.testing.assert_allclose(scene.cube(2), cube_a, atol=1e-4)  # same seed, same scene
     assert np.linalg.norm(cube_a[:2] - cube_b[:2]) > 0.005  # another seed, another scene
     r4 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=-1, randomize=False), timeout=30)
     assert r4.success and r4.seed_used >= 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_driver_helpers import JOINTS, Collector, start_driver, stamp_s, trajectory  # noqa: E402
+from test_driver_helpers import JOINTS, Collector, SceneAfterReset, start_driver, stamp_s, trajectory  # noqa: E402
 
 pytestmark = pytest.mark.dds
 
@@ -30,7 +30,6 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image
     from soarm_msgs.srv import ResetEpisode
-    from visualization_msgs.msg import MarkerArray
 
     home = [0.0, -1.2, 1.3, 1.0, 0.0, 0.3]
     clock = Collector(ros_node, Clock, "/clock", qos_profile_sensor_data)
@@ -38,7 +37,7 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
     proc, states, commands = start_driver(start_node, ros_node, backend="sim", params=params, timeout=120)
     front = Collector(ros_node, Image, "cameras/front/image_raw", qos_profile_sensor_data)
     wrist = Collector(ros_node, Image, "cameras/wrist/image_raw", qos_profile_sensor_data)
-    objects = Collector(ros_node, MarkerArray, "scene/objects")
+    scene = SceneAfterReset(ros_node)
     ros_node.wait_for(lambda: len(front) >= 10 and len(wrist) >= 10 and len(clock) >= 30, 60, what="images and /clock")
     t_start = time.monotonic()
 
@@ -79,21 +78,15 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
     assert err < TRACKING_BOUND
 
     # the same seed gives the same scene (the first scene is the sim's seed 0)
-    def cube():
-        objects.clear()
-        ros_node.wait_for(lambda: len(objects) > 0, 20, what="scene/objects")
-        m = [m for m in objects.last().markers if m.ns == "cube"][0]
-        return np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
-
     def reset(seed):
         r = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=seed, randomize=True), timeout=120)
         assert r.success and r.seed_used == seed, r.message
 
-    initial = cube()
+    initial = scene.cube()  # the first scene: the sim's seed 0
     reset(3)
-    a = cube()
+    a = scene.cube(0)
     reset(3)
-    np.testing.assert_allclose(cube(), a, atol=1e-3)
+    np.testing.assert_allclose(scene.cube(1), a, atol=1e-3)
     assert np.linalg.norm(a - initial) > 1e-3
     print(f"resets done after {time.monotonic() - t_start:.1f} s wall")
     assert proc.alive()
