@@ -173,10 +173,12 @@ class SpinningNode:
         return future.result()
 
     def close(self):
+        # executor and its spinning thread stop before the node goes: a callback still
+        # running on a destroyed node raises "cannot use Destroyable" at exit
         self.executor.shutdown(timeout_sec=2)
+        self._thread.join(timeout=2)
         self.node.destroy_node()
         self._rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=2)
 
 
 @pytest.fixture
