@@ -187,3 +187,19 @@ def ros_node(request):
     n = SpinningNode("test_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:40])
     yield n
     n.close()
+
+
+#: Retries of a failed multi-process DDS test (pytest-rerunfailures). Timing between real
+#: processes on a loaded 2-core CI machine occasionally loses a race the product handles
+#: (e.g. a message of the previous scene still in flight); one retry keeps CI meaningful:
+#: a test that fails twice fails, and every retry is listed as RERUN in the summary.
+#: SOARM_DDS_RERUNS=0 turns it off (to hunt flakiness).
+DDS_RERUNS = int(os.environ.get("SOARM_DDS_RERUNS", "1"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if DDS_RERUNS <= 0 or not config.pluginmanager.hasplugin("rerunfailures"):
+        return
+    for item in items:
+        if item.get_closest_marker("dds") is not None and item.get_closest_marker("flaky") is None:
+            item.add_marker(pytest.mark.flaky(reruns=DDS_RERUNS, reruns_delay=2))
