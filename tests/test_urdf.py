@@ -25,6 +25,17 @@ def load_mesh_tool():
     return module
 
 
+def test_both_packages_joint_names_match_the_urdf():
+    """The driver and the policy package each keep their own JOINT_NAMES (they never import each
+    other); both must equal the URDF's movable joints, in motor-id order."""
+    from soarm_act_policy.joints import JOINT_NAMES as policy_joints
+    from soarm_driver.backends.base import JOINT_NAMES as driver_joints
+
+    movable = [j.name for j in parse_joints(URDF.read_text()).values() if j.type != "fixed"]
+    assert list(driver_joints) == movable
+    assert list(policy_joints) == movable
+
+
 def test_urdf_tree_is_connected_with_contract_joint_names():
     root = ET.parse(URDF).getroot()
     links = {link.get("name") for link in root.findall("link")}
