@@ -1,22 +1,34 @@
-"""The policy's control tick, without ROS: freshness, hold/skip, modes, the plan.
+"""The policy's control tick, without ROS: freshness, hold/skip, modes, the plan, on a clock.
+
+Time contract. The loop keeps a step timeline anchored at ``t0``: step ``k`` is due at
+``t0 + k * period``. ``t0`` is the stamp of the newest observation of the first tick that
+acts after enable, reset, an episode start or a hold. A tick at time ``now`` plays step
+``k = floor((now - t0) / period)``, whatever the number of ticks before it: a late tick
+skips the steps that have passed and counts them (`skipped_late`); two ticks inside one
+period play the same step once. A chunk computed from an observation stamped ``s`` is
+placed at step ``floor((s - t0) / period)``: ``chunk[j]`` is the action due at
+``t0 + (that step + j) * period``, so inference time never stretches the timeline (the
+actions whose time passed while the model ran are dropped, as in the ACT paper's
+real-time execution).
 
 Each `tick(now, snapshot)`:
 
 1. holds while disabled or while the episode is over (no counters move);
 2. holds and counts a skip when some stream has never arrived (`skipped_missing`)
-   or its newest message is older than `max_observation_age` (`skipped_stale`);
-3. otherwise gets actions for the current control step:
-   - ``ensemble``: predicts a chunk from this observation every tick and blends every
-     prediction covering the step (`TemporalEnsembler`);
-   - ``chunk``: predicts when the executing chunk is used up and plays its first
-     `n_action_steps` actions;
-   - ``async``: hands the observation to an inference worker thread whenever it is
-     idle and never waits for it; each finished chunk is placed on the timeline at the
-     step of its observation and blended; if nothing covers the step it holds
-     (`skipped_no_action`);
-4. returns the plan: the current step's action and the next planned ones (radians).
-
-The step counter advances only on ticks that act, so a hold never skips part of a plan.
+   or its newest message is older than `max_observation_age` (`skipped_stale`); a hold
+   drops the plan, the next acting tick starts a new timeline;
+3. otherwise gets actions for the current step ``k``:
+   - ``ensemble``: predicts a chunk from this observation once per step (in the tick) and
+     blends every prediction covering the step (`TemporalEnsembler`);
+   - ``chunk``: predicts (in the tick) when the executing chunk no longer covers ``k`` and
+     plays its first `n_action_steps` actions;
+   - ``async``: hands the observation to an inference worker thread whenever it is idle
+     and never waits for it; each finished chunk is placed at its observation's step and
+     blended; if nothing covers ``k`` it holds (`skipped_no_action`);
+4. returns the plan: the actions of steps ``k, k+1, ...`` (radians) and ``plan_time``, the
+   time step ``k`` is due. A consumer times point ``j`` at ``plan_time + j * period``. The
+   plan has at least `trajectory_points` points where covered, and enough to reach past the
+   next expected tick (one period plus the last in-tick inference time).
 """
 
 from __future__ import annotations
@@ -26,15 +38,43 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .ensembler import TemporalEnsembler
 
 MODES = ("ensemble", "chunk", "async")
+#: Modes a user may ask for: `auto` becomes ensemble or async (see `resolve_mode`).
+REQUESTED_MODES = ("auto", *MODES)
 
 IDLE, RUNNING, HOLDING, ERROR = 0, 1, 2, 3  # = soarm_msgs/PolicyStatus states
+
+_EPS = 1e-6  # tolerance (in periods) when turning times into steps
+
+
+def resolve_mode(requested: str, inference_latency: float, period: float) -> tuple[str, str]:
+    """Choose the execution mode for a measured inference latency (s) and control period (s).
+
+    Returns ``(mode, warning)``; the warning is empty when nothing needs saying.
+    ``auto`` runs synchronous ensembling when one inference fits in half a control period
+    (the tick also builds observations and publishes), else asynchronous ensembling (the
+    same blending, inference on a worker thread). An explicit ``ensemble`` with a model
+    slower than the period is kept but warned about: every tick waits for the model, so
+    commands come at the inference rate.
+    """
+    if requested not in REQUESTED_MODES:
+        raise ValueError(f"mode must be one of {', '.join(REQUESTED_MODES)}; got {requested!r}")
+    fits = inference_latency <= 0.5 * period
+    if requested == "auto":
+        return ("ensemble", "") if fits else ("async", "")
+    if requested == "ensemble" and inference_latency > period:
+        return "ensemble", (
+            f"mode ensemble: one inference takes {inference_latency * 1000:.0f} ms, longer than the control "
+            f"period ({period * 1000:.0f} ms): commands will come at ~{1 / inference_latency:.1f} Hz. "
+            f"Use mode auto or async (same ensembling, inference off the control tick), or a faster device."
+        )
+    return requested, ""
 
 
 @dataclass
@@ -53,23 +93,30 @@ class Snapshot:
 class TickResult:
     state: int
     hold_reason: str = ""
-    #: (n, n_joints) radians: the current step's action then the next planned ones; None = hold.
+    #: (n, n_joints) radians: the actions of steps k, k+1, ...; None = hold.
     plan: np.ndarray | None = None
+    #: Time (s, the tick clock) at which plan[0] is due; plan[j] at plan_time + j * period.
+    plan_time: float = math.nan
+    #: Timeline step k played by this tick (-1 when holding).
+    step: int = -1
     observation_age: float = math.nan
     num_blended: int = 0
     chunk_index: int = 0
     #: Stamp of the observation the newest chunk in this plan was computed from (s).
     source_stamp: float = math.nan
-    #: True when this tick started holding (enable false, episode end, reset).
+    #: True when this tick started holding (enable false, episode end, reset, stale input).
     hold_started: bool = False
 
 
 @dataclass
 class Counters:
+    #: Steps played (one per step of the timeline that a tick acted on).
     steps: int = 0
     skipped_stale: int = 0
     skipped_missing: int = 0
     skipped_no_action: int = 0
+    #: Steps of the timeline that passed between two acting ticks without being played.
+    skipped_late: int = 0
 
 
 @dataclass
@@ -85,21 +132,25 @@ class _Result:
 @dataclass
 class LoopConfig:
     mode: str = "ensemble"
+    #: Control period (s): the dataset's 1 / fps.
+    period: float = 1.0 / 30.0
     chunk_size: int = 100
     n_action_steps: int = 100
     ensemble_coeff: float = 0.01
     max_observation_age: float = 0.25
-    horizon: int = 10
+    #: Least number of points per plan (where predictions cover them).
+    trajectory_points: int = 10
     action_dim: int = 6
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if not self.period > 0:
+            raise ValueError(f"control period must be > 0 s; got {self.period}")
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ValueError(f"n_action_steps must be in 1..chunk_size ({self.chunk_size}); got {self.n_action_steps}")
-        if self.horizon < 1:
-            raise ValueError(f"trajectory horizon must be >= 1; got {self.horizon}")
+        if self.trajectory_points < 1:
+            raise ValueError(f"trajectory points must be >= 1; got {self.trajectory_points}")
         if not self.max_observation_age > 0:
             raise ValueError(f"max_observation_age must be > 0 s; got {self.max_observation_age}")
 
@@ -117,6 +168,8 @@ class ControlLoop:
         self.error = ""  # non-empty: cannot run until reset
         self.last_latency = math.nan
         self._was_holding = True
+        self._t0: float | None = None  # time of step 0 of the current timeline
+        self._last_step: int | None = None  # last step played on it
         self._chunk_start = 0
         self._source_stamp = math.nan
         self._generation = 0
@@ -130,6 +183,10 @@ class ControlLoop:
             self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
             self._worker.start()
 
+    @property
+    def period(self) -> float:
+        return self.cfg.period
+
     # ---- commands -------------------------------------------------------------------
     def set_enabled(self, enabled: bool) -> None:
         if enabled and not self.enabled:
@@ -141,7 +198,6 @@ class ControlLoop:
         self._clear_plan()
         self.counters = Counters()
         self.error = ""
-        self.ensembler.reset(0)
 
     def episode_started(self) -> None:
         self.reset()
@@ -160,11 +216,15 @@ class ControlLoop:
                 pass
             self._worker.join(timeout=5)
 
+    def step_at(self, t: float) -> int:
+        """Timeline step due at time t (the current timeline must exist)."""
+        return math.floor((t - self._t0) / self.cfg.period + _EPS)
+
     # ---- the tick -------------------------------------------------------------------
     def tick(self, now: float, snapshot: Snapshot) -> TickResult:
-        self._collect_results()
         reason = self._hold_reason()
         if reason:
+            self._collect_results()
             started = not self._was_holding
             self._was_holding = True
             state = ERROR if self.error else HOLDING
@@ -182,21 +242,34 @@ class ControlLoop:
             return self._hold(
                 f"stale observation: {oldest} is {age:.2f} s old (max {self.cfg.max_observation_age:.2f} s)", age
             )
-        newest = max(snapshot.stamps.values()) if snapshot.stamps else now
+        # the observation's time: its newest stream, never after the tick
+        observed = min(max(snapshot.stamps.values()), now) if snapshot.stamps else now
 
+        if self._t0 is None:  # a new timeline: step 0 is the observation's time
+            self._t0 = observed
+            self.ensembler.reset(0)
+            self._chunk_start = 0
+        step = max(self.step_at(now), 0)
         ens = self.ensembler
+        if step > ens.current:
+            ens.advance_to(step)
+        self._collect_results()
+        obs_step = min(self.step_at(observed), step)
+
         mode = self.cfg.mode
+        new_step = self._last_step is None or step > self._last_step
         try:
             if mode == "ensemble":
-                self._add(ens.current, self._run(snapshot.payload), newest)
+                if new_step:  # one prediction per step, however many ticks fall in it
+                    self._add(obs_step, self._run(snapshot.payload), observed)
             elif mode == "chunk":
                 if ens.count() == 0:
                     chunk = self._run(snapshot.payload)
                     ens.clear_future()
-                    self._add(ens.current, chunk[: self.cfg.n_action_steps], newest)
-                    self._chunk_start = ens.current
+                    self._add(obs_step, chunk[: self.cfg.n_action_steps], observed)
+                    self._chunk_start = obs_step
             else:
-                self._submit(snapshot.payload, newest)
+                self._submit(snapshot.payload, obs_step, observed)
         except Exception as e:  # model failure: an operator must look
             self.error = f"inference failed: {type(e).__name__}: {e}"
             self._was_holding = True
@@ -204,22 +277,30 @@ class ControlLoop:
 
         if ens.count() == 0:
             self.counters.skipped_no_action += 1
-            waiting = "first chunk" if self.counters.steps == 0 else "a chunk covering this step"
-            return self._hold(f"async inference: waiting for {waiting}", age)
+            if mode == "async":
+                waiting = "first chunk" if self.counters.steps == 0 else "a chunk covering this step"
+                return self._hold(f"async inference: waiting for {waiting}", age, new_timeline=False)
+            return self._hold(f"{mode}: the prediction does not cover step {step} (observation too old)", age)
 
-        plan = ens.plan(self.cfg.horizon)
-        result = TickResult(
+        if new_step:
+            if self._last_step is not None:
+                self.counters.skipped_late += step - self._last_step - 1
+            self.counters.steps += 1
+            self._last_step = step
+        in_tick = self.last_latency if mode != "async" and not math.isnan(self.last_latency) else 0.0
+        points = max(self.cfg.trajectory_points, math.ceil((self.cfg.period + in_tick) / self.cfg.period) + 1)
+        plan = ens.plan(points)
+        self._was_holding = False
+        return TickResult(
             RUNNING,
             plan=plan,
+            plan_time=self._t0 + step * self.cfg.period,
+            step=step,
             observation_age=age,
             num_blended=ens.count(),
-            chunk_index=(ens.current - self._chunk_start) if mode == "chunk" else ens.current,
+            chunk_index=(step - self._chunk_start) if mode == "chunk" else step,
             source_stamp=self._source_stamp,
         )
-        self._was_holding = False
-        self.counters.steps += 1
-        ens.advance()
-        return result
 
     # ---- internals ------------------------------------------------------------------
     def _hold_reason(self) -> str:
@@ -229,9 +310,13 @@ class ControlLoop:
             return "disabled (call ~/enable true to run)"
         return self.episode_hold
 
-    def _hold(self, reason: str, age: float = math.nan) -> TickResult:
+    def _hold(self, reason: str, age: float = math.nan, new_timeline: bool = True) -> TickResult:
+        """Hold this tick; by default the plan is dropped and the next acting tick starts a new timeline."""
+        started = not self._was_holding
         self._was_holding = True
-        return TickResult(HOLDING, reason, observation_age=age)
+        if new_timeline and self._t0 is not None:
+            self._clear_plan()
+        return TickResult(HOLDING, reason, observation_age=age, hold_started=started)
 
     def _run(self, payload) -> np.ndarray:
         t0 = time.perf_counter()
@@ -251,15 +336,17 @@ class ControlLoop:
             except queue.Empty:
                 break
             self._busy.clear()  # the worker never saw that job
-        self.ensembler.clear_future()
-        self._chunk_start = self.ensembler.current
+        self.ensembler.reset(0)
+        self._t0 = None
+        self._last_step = None
+        self._chunk_start = 0
         self._source_stamp = math.nan
 
-    def _submit(self, payload, stamp: float) -> None:
+    def _submit(self, payload, step: int, stamp: float) -> None:
         if self._busy.is_set():
             return
         self._busy.set()
-        self._jobs.put((self.ensembler.current, payload, stamp, self._generation))
+        self._jobs.put((step, payload, stamp, self._generation))
 
     def _collect_results(self) -> None:
         while True:

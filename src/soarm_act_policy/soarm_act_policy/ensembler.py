@@ -93,6 +93,23 @@ class TemporalEnsembler:
         self._count[slot] = 0
         self.current += 1
 
+    def advance_to(self, step: int) -> int:
+        """Move the current step to `step` (>= current), freeing every slot passed over.
+
+        Returns ``step - current`` (the number of steps left behind, including the old
+        current one). Cost O(min(step - current, horizon)).
+        """
+        step = int(step)
+        if step < self.current:
+            raise ValueError(f"cannot go back from step {self.current} to {step}")
+        passed = step - self.current
+        if passed >= self.horizon:
+            self.reset(step)
+        else:
+            for _ in range(passed):
+                self.advance()
+        return passed
+
     def clear_future(self) -> None:
         """Drop all predictions but keep the step counter (chunk mode's new chunk)."""
         self.reset(self.current)

@@ -13,7 +13,7 @@ import threading
 from dataclasses import replace
 
 import rclpy
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -31,7 +31,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from .checkpoint import (
     CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
-from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot
+from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot, resolve_mode
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
 from .units import JOINT_NAMES, UNITS
 
@@ -53,9 +53,11 @@ PARAMETERS = [
      "LeRobot ACT checkpoint: a pretrained_model directory (or a training output / checkpoints/<step> "
      "directory holding one), or a Hugging Face hub id already in the local cache. Safetensors only."),
     ("device", "auto", P.PARAMETER_STRING, "Torch device: auto (cuda, then mps, then cpu), cpu, cuda[:N], mps."),
-    ("mode", "ensemble", P.PARAMETER_STRING,
-     "ensemble: predict every tick, temporal ensembling; chunk: predict every n_action_steps and play the "
-     "chunk; async: inference on a worker thread, chunks blended on the step timeline (slow CPU, remote GPU)."),
+    ("mode", "auto", P.PARAMETER_STRING,
+     "auto: ensemble when the warm-up inference fits in half a control period, else async; ensemble: "
+     "predict every control step in the tick, temporal ensembling; chunk: predict when the chunk is used up "
+     "and play n_action_steps of it; async: temporal ensembling with inference on a worker thread (slow CPU, "
+     "remote GPU). Every mode plays the step due at the current time (see skipped_late)."),
     ("control_rate_hz", 30.0, P.PARAMETER_DOUBLE, "Control tick rate, Hz (the dataset's fps)."),
     ("ensemble_coeff", 0.01, P.PARAMETER_DOUBLE,
      "Temporal ensembling m: weights w_i = exp(-m*i), w_0 the oldest prediction (ensemble, async)."),
@@ -79,8 +81,11 @@ PARAMETERS = [
     ("image_size", [], P.PARAMETER_INTEGER_ARRAY,
      "[width, height] the cameras publish, checked against the checkpoint at start; empty = checked per frame."),
     ("trajectory_horizon", 10, P.PARAMETER_INTEGER,
-     "Points per published JointTrajectory: the current step and the next planned ones."),
-    ("warmup", True, P.PARAMETER_BOOL, "Run one inference on zeros before the first tick."),
+     "Least number of points per published JointTrajectory (the current step and the next planned ones); "
+     "more are sent when needed to reach past the next expected publication."),
+    ("warmup", True, P.PARAMETER_BOOL,
+     "Run two inferences on zeros before the first tick (their latency chooses the auto mode; without "
+     "warm-up, auto means async)."),
     ("torch_threads", 1, P.PARAMETER_INTEGER,
      "torch.set_num_threads; 0 = torch's default (all cores). 1 avoids OpenMP oversubscription when the "
      "driver/sim share the CPU (2 threads were 13x slower on a loaded 2-core machine); raise it on a "
@@ -98,6 +103,11 @@ def stamp_seconds(stamp) -> float:
 def duration(seconds: float) -> Duration:
     ns = int(round(seconds * 1e9))
     return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def time_msg(seconds: float) -> Time:
+    ns = int(round(seconds * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class PolicyNode(Node):
@@ -132,17 +142,23 @@ class PolicyNode(Node):
         self.get_logger().info(f"loading checkpoint {path}")
         self.model = LoadedPolicy(path, p["device"])
         self.builder = ObservationBuilder(self.mapping, spec.image_shapes)
-        if p["warmup"]:
-            lat = self.model.warmup(runs=1)
-            self.get_logger().info(f"warm-up inference on {self.model.device}: {lat * 1000:.0f} ms")
-
         self.period = 1.0 / float(p["control_rate_hz"])
+        latency = float("inf")
+        if p["warmup"]:
+            latency = self.model.warmup(runs=2)
+            self.get_logger().info(f"warm-up inference on {self.model.device}: {latency * 1000:.0f} ms")
+        mode, warning = resolve_mode(p["mode"], latency, self.period)
+        if warning:
+            self.get_logger().warning(warning)
+        if p["mode"] == "auto":
+            self.get_logger().info(
+                f"mode auto -> {mode} (inference {latency * 1000:.0f} ms, control period {self.period * 1000:.0f} ms)")
         self.loop = ControlLoop(
             LoopConfig(
-                mode=p["mode"], chunk_size=spec.chunk_size,
+                mode=mode, period=self.period, chunk_size=spec.chunk_size,
                 n_action_steps=int(p["n_action_steps"]) or spec.n_action_steps,
                 ensemble_coeff=float(p["ensemble_coeff"]), max_observation_age=float(p["max_observation_age"]),
-                horizon=int(p["trajectory_horizon"]), action_dim=len(joints),
+                trajectory_points=int(p["trajectory_horizon"]), action_dim=len(joints),
             ),
             self._predict,
         )
@@ -170,7 +186,7 @@ class PolicyNode(Node):
         self._kinematics = None
         self._kinematics_warned = False
         self.get_logger().info(
-            f"policy ready: mode {p['mode']}, {p['control_rate_hz']:.1f} Hz, chunk {spec.chunk_size}, "
+            f"policy ready: mode {mode}, {p['control_rate_hz']:.1f} Hz, chunk {spec.chunk_size}, "
             f"cameras {dict(self.mapping.image_keys)}, units {p['units']}, device {self.model.device}; "
             f"holding until ~/enable true"
         )
@@ -236,7 +252,7 @@ class PolicyNode(Node):
             counters = replace(self.loop.counters)
         stamp = self.get_clock().now().to_msg()
         if result.state == RUNNING:
-            self._publish_plan(stamp, result.plan)
+            self._publish_plan(time_msg(result.plan_time), result.plan)
         elif result.hold_started and self._joint_msg is not None:
             self._publish_hold(stamp)
         if result.state == ERROR and result.hold_started:
@@ -244,12 +260,13 @@ class PolicyNode(Node):
         self._publish_status(stamp, result, counters)
 
     def _publish_plan(self, stamp, plan):
+        """Point j is the action due at stamp + j periods (stamp = the time step k is due)."""
         msg = JointTrajectory()
         msg.header.stamp = stamp
         msg.joint_names = list(self.mapping.joint_names)
         for k, q in enumerate(plan):
             msg.points.append(
-                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration((k + 1) * self.period))
+                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration(k * self.period))
             )
         self.traj_pub.publish(msg)
         if self.params["publish_planned_path"]:
@@ -312,6 +329,7 @@ class PolicyNode(Node):
         s.skipped_stale = c.skipped_stale
         s.skipped_missing = c.skipped_missing
         s.skipped_no_action = c.skipped_no_action
+        s.skipped_late = c.skipped_late
         self.status_pub.publish(s)
 
     def destroy_node(self):

@@ -11,7 +11,9 @@ import pytest
 from soarm_act_policy.checkpoint import (
     CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
-from soarm_act_policy.control_loop import ERROR, HOLDING, RUNNING, ControlLoop, LoopConfig, Snapshot
+from soarm_act_policy.control_loop import (
+    ERROR, HOLDING, RUNNING, ControlLoop, LoopConfig, Snapshot, resolve_mode,
+)
 from soarm_act_policy.images import ImageFormatError, image_to_rgb, to_chw_float
 from soarm_act_policy.observation import (
     ObservationBuilder, ObservationMapping, joint_vector, parse_camera_keys,
@@ -257,8 +259,8 @@ def fresh(now, streams=("joint_states", "cameras/front/image_raw")):
 
 def make_loop(mode, chunk=5, n_action=5, **kw):
     pred = CountingPredictor(chunk, kw.pop("delay", 0.0))
-    loop = ControlLoop(LoopConfig(mode=mode, chunk_size=chunk, n_action_steps=n_action, horizon=3,
-                                  max_observation_age=0.1, **kw), pred)
+    loop = ControlLoop(LoopConfig(mode=mode, period=1.0, chunk_size=chunk, n_action_steps=n_action,
+                                  trajectory_points=3, max_observation_age=0.1, **kw), pred)
     return loop, pred
 
 
@@ -330,7 +332,7 @@ def test_inference_error_is_an_error_state_until_reset():
     def broken(payload):
         raise RuntimeError("bad frame")
 
-    loop = ControlLoop(LoopConfig(mode="ensemble", chunk_size=4, n_action_steps=4, horizon=2), broken)
+    loop = ControlLoop(LoopConfig(mode="ensemble", chunk_size=4, n_action_steps=4, trajectory_points=2), broken)
     loop.set_enabled(True)
     r = loop.tick(1.0, fresh(1.0))
     assert r.state == ERROR and "RuntimeError: bad frame" in r.hold_reason
@@ -376,3 +378,120 @@ def test_loop_config_is_validated():
         LoopConfig(mode="fast")
     with pytest.raises(ValueError, match="n_action_steps"):
         LoopConfig(chunk_size=10, n_action_steps=11)
+
+
+# ---- time: the step played follows the clock ------------------------------------------
+PERIOD = 0.1
+
+
+class RampOnTheClock:
+    """A model whose chunk is the time line itself: chunk[j] = (step of the observation) + j.
+
+    The observation's step is computed from its time (the payload) and the timeline's t0,
+    so every prediction agrees on the action of each step: whatever the blending, the
+    action played at a step equals that step's index on the clock.
+    """
+
+    def __init__(self, chunk_size, t0, delay=0.0):
+        self.chunk_size, self.t0, self.delay = chunk_size, t0, delay
+
+    def __call__(self, observed_time):
+        time.sleep(self.delay)
+        first = math.floor((observed_time - self.t0) / PERIOD + 1e-6)
+        c = np.zeros((self.chunk_size, 6))
+        c[:, 0] = first + np.arange(self.chunk_size)
+        return c
+
+
+# tick times in periods after t0 = 10.0 s: regular, late (2 and 3 periods missed),
+# coalesced (two ticks inside one period), and jittered inside a period
+TICKS = [0, 1, 2, 5, 5.2, 5.9, 6, 6.5, 10, 11, 11.01, 12.7, 13, 17.3, 18, 19, 20]
+
+
+@pytest.mark.parametrize("mode", ["ensemble", "chunk", "async"])
+def test_played_step_equals_elapsed_steps_under_late_and_coalesced_ticks(mode):
+    t0 = 10.0
+    model = RampOnTheClock(chunk_size=8, t0=t0)
+    loop = ControlLoop(LoopConfig(mode=mode, period=PERIOD, chunk_size=8, n_action_steps=6,
+                                  trajectory_points=3, max_observation_age=1.0), model)
+    try:
+        loop.set_enabled(True)
+        played = []
+        for k in TICKS:
+            now = t0 + k * PERIOD
+            snap = Snapshot({"joint_states": now}, payload=now)
+            r = loop.tick(now, snap)
+            if mode == "async":  # let the worker finish, then tick again at the same time
+                deadline = time.monotonic() + 5
+                while r.state != RUNNING and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                    r = loop.tick(now, snap)
+            assert r.state == RUNNING, r.hold_reason
+            elapsed = math.floor(k + 1e-9)
+            assert r.step == elapsed
+            assert r.plan_time == pytest.approx(t0 + elapsed * PERIOD)
+            # the step played is the one due now, and the plan goes on along the clock
+            np.testing.assert_allclose(r.plan[:, 0], elapsed + np.arange(len(r.plan)))
+            played.append(elapsed)
+        distinct = sorted(set(played))
+        assert loop.counters.steps == len(distinct)
+        gaps = sum(b - a - 1 for a, b in zip(distinct, distinct[1:]))
+        assert loop.counters.skipped_late == gaps == 8
+    finally:
+        loop.close()
+
+
+def test_chunk_mode_inference_does_not_stretch_the_timeline():
+    """A chunk computed from an observation at step s plays chunk[j] at step s + j, even
+    when the tick that consumes it comes late (inference or a slow executor)."""
+    t0 = 0.0
+    model = RampOnTheClock(chunk_size=10, t0=t0)
+    loop = ControlLoop(LoopConfig(mode="chunk", period=PERIOD, chunk_size=10, n_action_steps=10,
+                                  trajectory_points=2, max_observation_age=1.0), model)
+    loop.set_enabled(True)
+    r = loop.tick(0.0, Snapshot({"joint_states": 0.0}, payload=0.0))
+    assert r.step == 0 and r.plan[0, 0] == 0
+    # the next tick comes 4.5 periods later: step 4 of the chunk is due, not step 1
+    r = loop.tick(0.45, Snapshot({"joint_states": 0.45}, payload=0.45))
+    assert r.step == 4 and r.plan[0, 0] == 4 and r.chunk_index == 4
+    assert loop.counters.skipped_late == 3
+    # past the chunk's end a new chunk comes from the newest observation (step 12)
+    r = loop.tick(1.25, Snapshot({"joint_states": 1.2}, payload=1.2))
+    assert r.step == 12 and r.plan[0, 0] == 12 and r.chunk_index == 0
+
+
+def test_plan_reaches_past_the_next_expected_tick():
+    """With in-tick inference slower than a period, the plan covers the wait for the next tick."""
+    model = RampOnTheClock(chunk_size=20, t0=0.0, delay=0.25)
+    loop = ControlLoop(LoopConfig(mode="ensemble", period=PERIOD, chunk_size=20, n_action_steps=20,
+                                  trajectory_points=2, max_observation_age=1.0), model)
+    loop.set_enabled(True)
+    r = loop.tick(0.0, Snapshot({"joint_states": 0.0}, payload=0.0))
+    assert loop.last_latency >= 0.25
+    needed = math.ceil((PERIOD + loop.last_latency) / PERIOD) + 1
+    assert len(r.plan) >= needed >= 5
+
+
+def test_hold_starts_a_new_timeline():
+    model = RampOnTheClock(chunk_size=8, t0=0.0)
+    loop = ControlLoop(LoopConfig(mode="ensemble", period=PERIOD, chunk_size=8, n_action_steps=8,
+                                  max_observation_age=0.15), model)
+    loop.set_enabled(True)
+    assert loop.tick(0.0, Snapshot({"joint_states": 0.0}, payload=0.0)).step == 0
+    r = loop.tick(1.0, Snapshot({"joint_states": 0.5}, payload=0.5))
+    assert r.state == HOLDING and r.hold_started and loop.counters.skipped_stale == 1
+    model.t0 = 2.0
+    r = loop.tick(2.0, Snapshot({"joint_states": 2.0}, payload=2.0))
+    assert r.state == RUNNING and r.step == 0 and r.plan_time == 2.0 and loop.counters.skipped_late == 0
+
+
+def test_resolve_mode():
+    assert resolve_mode("auto", 0.01, 1 / 30) == ("ensemble", "")
+    assert resolve_mode("auto", 0.02, 1 / 30) == ("async", "")
+    assert resolve_mode("auto", float("inf"), 1 / 30) == ("async", "")
+    mode, warning = resolve_mode("ensemble", 0.157, 1 / 30)
+    assert mode == "ensemble" and "157 ms" in warning and "auto or async" in warning
+    assert resolve_mode("ensemble", 0.01, 1 / 30) == ("ensemble", "")
+    assert resolve_mode("chunk", 0.5, 1 / 30) == ("chunk", "")
+    with pytest.raises(ValueError, match="auto, ensemble, chunk, async"):
+        resolve_mode("fastest", 0.0, 0.1)
