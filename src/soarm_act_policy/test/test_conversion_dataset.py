@@ -20,7 +20,8 @@ os.environ.setdefault("SVT_LOG", "1")
 REPO = "soarm_test/demo"
 # Bag A (MCAP): two episodes delimited by episode_events. Bag B (sqlite3): no events,
 # task from --task, joint names in a shuffled order.
-SPEC_A = DemoSpec(duration=2.0, t0=100.0, episodes=[(0.1, 0.9, "pick the cube"), (1.0, 1.9, "place the cube")])
+SPEC_A = DemoSpec(duration=2.0, t0=100.0, episodes=[(0.1, 0.9, "pick the cube"), (1.0, 1.9, "place the cube")],
+                  seeds=(11, 12), stages=(0, 7))
 SHUFFLED = ("gripper", "elbow_flex", "shoulder_pan", "wrist_roll", "shoulder_lift", "wrist_flex")
 SPEC_B = DemoSpec(duration=1.5, t0=300.0, joint_names=SHUFFLED)
 
@@ -170,6 +171,70 @@ def test_act_training_step_on_the_dataset(converted):
     opt.step()
 
 
+def test_seeds_in_the_episode_metadata(converted):
+    """Each episode's scene seed (its STARTED event's), stages and start offset are columns of
+    LeRobot's per-episode metadata, visible through LeRobotDataset."""
+    from soarm_act_policy.conversion.episode_meta import read_episode_columns
+
+    root, result = converted
+    eps = load(root).meta.episodes
+    assert [eps[i]["soarm/seed"] for i in range(3)] == [11, 12, -1]  # bag B has no events
+    assert [eps[i]["soarm/stages"] for i in range(3)] == [0, 7, -1]
+    cols = read_episode_columns(root)
+    assert [cols[i]["soarm/seed"] for i in range(3)] == [11, 12, -1]
+    assert cols[0]["tasks"] == ["pick the cube"] and cols[2]["soarm/outcome"] == ""
+    grid0 = expected_episode(SPEC_A, 0.1, 0.9)[0][0]
+    assert cols[0]["soarm/start_offset_s"] == pytest.approx(grid0 * 1e-9 - 100.1, abs=1e-9)
+    assert 0 < cols[0]["soarm/start_offset_s"] < 0.04 and cols[2]["soarm/start_offset_s"] == 0.0
+    report = [e for e in result.report()["episodes"]]
+    assert [e["seed"] for e in report] == [11, 12, -1] and report[1]["stages"] == 7
+
+
+def test_bag_recorded_before_the_seed_field(tmp_path):
+    """EpisodeEvent without `seed`/`stages` (bags recorded before they existed) still converts:
+    with the definition embedded in the bag, or, without one, the known earlier definition."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from soarm_act_policy.bags import open_bag
+    from soarm_act_policy.bags.reader import LEGACY_DEFINITIONS
+    from soarm_act_policy.bags.synthetic import STARTED, T_EVENT, _header, demo_messages
+    from soarm_act_policy.conversion.episode_meta import read_episode_columns
+
+    old = get_typestore(Stores.ROS2_KILTED)
+    old.register(get_types_from_msg(LEGACY_DEFINITIONS[T_EVENT][0], T_EVENT))
+    spec = DemoSpec(duration=1.0, t0=50.0, episodes=[(0.1, 0.9, "old task")], cameras=("front",))
+    # embedded old definition (MCAP, via our writer with the old typestore)
+    from soarm_act_policy.bags import BagWriter
+
+    with BagWriter(tmp_path / "bags" / "a", typestore=old) as w:
+        for topic, typ, t, make in demo_messages(spec):
+            msg = make()
+            if typ == T_EVENT:
+                msg = old.types[T_EVENT](header=_header(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec),
+                                         episode_index=msg.episode_index, task=msg.task, kind=msg.kind,
+                                         detail=msg.detail)
+            w.add_topic(topic, typ)
+            w.write(topic, t, msg)
+    # no embedded definition at all (sqlite3): the legacy definition reads it
+    raw = old.serialize_cdr(old.types[T_EVENT](header=_header(5), episode_index=2, task="x", kind=STARTED,
+                                               detail=""), T_EVENT)
+    wr = Writer(tmp_path / "nodef", version=9, storage_plugin=StoragePlugin.SQLITE3)
+    wr.open()
+    wr.write(wr.add_connection("/episode_events", T_EVENT, msgdef="", rihs01="none"), 5, raw)
+    wr.close()
+    with open_bag(tmp_path / "nodef") as bag:
+        (m,) = list(bag.messages(["/episode_events"]))
+    assert (m.msg.episode_index, m.msg.task, getattr(m.msg, "seed", -1)) == (2, "x", -1)
+
+    result = convert([tmp_path / "bags"], REPO, tmp_path / "ds")
+    (ep,) = result.episodes
+    assert ep.status == "written" and ep.task == "old task" and ep.segment.seed == -1
+    assert ep.segment.stages is None
+    cols = read_episode_columns(tmp_path / "ds")
+    assert cols[0]["soarm/seed"] == -1 and cols[0]["soarm/stages"] == -1
+
+
 def test_cli_append_and_dry_run(bags, tmp_path, capsys):
     a, b = bags
     root = tmp_path / "ds"
@@ -186,6 +251,8 @@ def test_cli_append_and_dry_run(bags, tmp_path, capsys):
                      "--task", "wave"]) == 0
     ds = load(root)
     assert ds.meta.total_episodes == 3 and ds.meta.total_frames == len(ds)
+    # the appended episode (a new episode file) has the same per-episode columns
+    assert [ds.meta.episodes[i]["soarm/seed"] for i in range(3)] == [11, 12, -1]
     report = json.loads((root / "quality_report.json").read_text())
     assert [e["dataset_episode_index"] for e in report["episodes"]] == [0, 1, 2]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -2,11 +2,16 @@
 
 Messages are deserialized with the project typestore (standard ROS 2 types and
 soarm_msgs read from their .msg files); types the typestore does not know are taken
-from the definitions embedded in the bag, if any.
+from the definitions embedded in the bag, if any. A type the typestore knows but the
+bag recorded with other fields (a soarm_msgs message from before a field was added,
+e.g. EpisodeEvent without `seed`/`stages`) is read with the bag's own definition, or,
+when the bag embeds none, with the known earlier definitions (`LEGACY_DEFINITIONS`).
+Fields such a message lacks are simply absent: read them with `getattr(msg, f, default)`.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,28 @@ from .errors import BagError
 from .typestore import make_typestore
 
 _READ_ERRORS = (ReaderError, SerdeError, TypesysError, OSError, KeyError, ValueError, AssertionError)
+
+#: Earlier definitions of project messages, tried (newest first) when a bag without embedded
+#: definitions holds messages the current definition cannot read.
+LEGACY_DEFINITIONS: dict[str, tuple[str, ...]] = {
+    # before `int64 seed` and `uint8 stages` (2026-11-30)
+    "soarm_msgs/msg/EpisodeEvent": (
+        "std_msgs/Header header\nint32 episode_index\nstring task\nuint8 kind\nstring detail\n",
+    ),
+}
+
+
+def _field_names(fielddefs, msgtype: str) -> list[str]:
+    return [name for name, _ in fielddefs[msgtype][1]]
+
+
+def _store_with(types: dict) -> Typestore:
+    """The standard ROS 2 types plus `types` (which may redefine a project type)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    store.register(types)
+    return store
 
 
 def normalize_topic(name: str) -> str:
@@ -48,6 +75,10 @@ class BagReader:
         self._store = typestore
         self._reader: Reader | None = None
         self._extra_types: Typestore | None = None
+        #: (topic, msgtype) -> typestore holding the bag's own (different) definition
+        self._own_types: dict[tuple[str, str], Typestore] = {}
+        #: msgtype -> typestore of the legacy definition that read it (bags without definitions)
+        self._legacy: dict[str, Typestore] = {}
         self._types: dict[str, str] | None = None
 
     # -- lifecycle
@@ -132,7 +163,8 @@ class BagReader:
                 yield BagMessage(conn.topic, t, None, data)
                 continue
             try:
-                msg = self._deserialize(store, data, conn.msgtype)
+                msg = self._deserialize(self._own_types.get((conn.topic, conn.msgtype), store), data,
+                                        conn.msgtype)
             except _READ_ERRORS as exc:
                 raise BagError(self.path, f"cannot deserialize a {conn.msgtype} message: {exc}",
                                topic=conn.topic) from exc
@@ -142,11 +174,27 @@ class BagReader:
         """Deserialize a message read with raw=True."""
         if self._types is None:
             self._types = self.topics
-        return self._deserialize(self._store, m.raw, self._types[m.topic])
+        msgtype = self._types[m.topic]
+        return self._deserialize(self._own_types.get((m.topic, msgtype), self._store), m.raw, msgtype)
 
     def _deserialize(self, store: Typestore, data, msgtype: str):
+        if msgtype in self._legacy:
+            return self._legacy[msgtype].deserialize_cdr(data, msgtype)
         if msgtype in store.fielddefs:
-            return store.deserialize_cdr(data, msgtype)
+            try:
+                return store.deserialize_cdr(data, msgtype)
+            except (*_READ_ERRORS, struct.error) as exc:
+                for definition in LEGACY_DEFINITIONS.get(msgtype, ()) if store is self._store else ():
+                    legacy = _store_with(get_types_from_msg(definition, msgtype))
+                    try:
+                        msg = legacy.deserialize_cdr(data, msgtype)
+                    except (*_READ_ERRORS, struct.error):
+                        continue
+                    self._legacy[msgtype] = legacy
+                    return msg
+                if isinstance(exc, struct.error):
+                    raise ValueError(str(exc)) from exc
+                raise
         if self._extra_types is not None and msgtype in self._extra_types.fielddefs:
             return self._extra_types.deserialize_cdr(data, msgtype)
         raise TypesysError(f"unknown message type {msgtype} (no definition in the bag or typestore)")
@@ -157,18 +205,31 @@ class BagReader:
 
         types: dict = {}
         for c in self.reader.connections:
-            if c.msgtype in self._store.fielddefs or c.msgdef.format == MessageDefinitionFormat.NONE:
+            if c.msgdef.format == MessageDefinitionFormat.NONE or not (c.msgdef.data or "").strip():
                 continue
+            known = c.msgtype in self._store.fielddefs
+            if known and not c.msgtype.startswith("soarm_msgs/"):
+                continue  # standard types: the typestore's definition (stable within a distribution)
             try:
                 if c.msgdef.format == MessageDefinitionFormat.MSG:
-                    types.update(get_types_from_msg(c.msgdef.data, c.msgtype))
+                    own = get_types_from_msg(c.msgdef.data, c.msgtype)
                 else:
+                    own = {}
                     sep = "=" * 80 + "\n"
                     for part in c.msgdef.data.split(sep):
                         if part.startswith("IDL: "):
-                            types.update(get_types_from_idl(part.split("\n", 1)[1]))
+                            own.update(get_types_from_idl(part.split("\n", 1)[1]))
             except TypesysError:
                 continue  # unreadable definition of a topic we may never read
+            if not known:
+                types.update(own)
+            elif c.msgtype in own and [n for n, _ in own[c.msgtype][1]] != _field_names(
+                    self._store.fielddefs, c.msgtype):
+                # recorded with another version of a project message: read it as recorded
+                try:
+                    self._own_types[(c.topic, c.msgtype)] = _store_with(own)
+                except TypesysError:
+                    continue
         if types:
             self._extra_types = get_typestore(Stores.EMPTY)
             self._extra_types.register(types)

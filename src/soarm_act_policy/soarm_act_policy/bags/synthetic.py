@@ -51,9 +51,10 @@ def image(stamp_ns: int, rgb: np.ndarray, encoding: str = "rgb8", frame_id: str 
                              is_bigendian=0, step=w * ch, data=data)
 
 
-def episode_event(stamp_ns: int, kind: int, episode_index: int = 0, task: str = "", detail: str = ""):
+def episode_event(stamp_ns: int, kind: int, episode_index: int = 0, task: str = "", detail: str = "",
+                  seed: int = -1, stages: int = 0):
     return _types()[T_EVENT](header=_header(stamp_ns), episode_index=episode_index, task=task,
-                             kind=kind, detail=detail)
+                             kind=kind, detail=detail, seed=seed, stages=stages)
 
 
 def joint_value(j: int, t: float, offset: float = 0.0) -> float:
@@ -97,6 +98,10 @@ class DemoSpec:
     joint_names: tuple[str, ...] = JOINTS
     #: (start s, end s, task) per episode, with events; empty = no events
     episodes: list[tuple[float, float, str]] = field(default_factory=list)
+    #: scene seed per episode (in its STARTED and ENDED events); missing = -1
+    seeds: tuple[int, ...] = ()
+    #: STAGE_* bits per episode (in its ENDED event); missing = 0
+    stages: tuple[int, ...] = ()
     command_offset: float = 0.1  # commands lead the state by this many rad
     #: camera frame phase offset (s) per camera number
     camera_phase: float = 0.004
@@ -132,10 +137,12 @@ def demo_messages(spec: DemoSpec):
                                                      spec.encoding)))
     for k, (a, b, task) in enumerate(spec.episodes):
         sa, sb = int(round((spec.t0 + a) * 1e9)), int(round((spec.t0 + b) * 1e9))
-        msgs.append((spec.topic("episode_events"), T_EVENT, sa, lambda sa=sa, k=k, task=task:
-                     episode_event(sa, STARTED, k, task)))
-        msgs.append((spec.topic("episode_events"), T_EVENT, sb, lambda sb=sb, k=k, task=task:
-                     episode_event(sb, ENDED, k, task)))
+        seed = spec.seeds[k] if k < len(spec.seeds) else -1
+        bits = spec.stages[k] if k < len(spec.stages) else 0
+        msgs.append((spec.topic("episode_events"), T_EVENT, sa, lambda sa=sa, k=k, task=task, seed=seed:
+                     episode_event(sa, STARTED, k, task, seed=seed)))
+        msgs.append((spec.topic("episode_events"), T_EVENT, sb, lambda sb=sb, k=k, task=task, seed=seed, bits=bits:
+                     episode_event(sb, ENDED, k, task, seed=seed, stages=bits)))
     msgs.sort(key=lambda m: m[2])
     return msgs
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..bags import BagError
 from .dataset import (ACTION, STATE, add_frame, check_compatible, check_no_dropped_frames, image_key,
                       make_features, open_dataset, staged_root)
+from .episode_meta import write_episode_columns
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
@@ -195,11 +196,20 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                 ds.finalize()
             raise
         ds.finalize()
+        write_episode_columns(work, {e.dataset_episode_index: episode_columns(e) for e in result.written})
         result.report_path = work / REPORT_NAME
         _write_report(result, work / REPORT_NAME)
     result.report_path = root / REPORT_NAME
     result.seconds = time.monotonic() - t_start
     return result
+
+
+def episode_columns(ep: EpisodePlan) -> dict:
+    """The dataset's per-episode `soarm/*` columns of a written episode (episode_meta.COLUMNS)."""
+    seg = ep.segment
+    return {"soarm/seed": int(seg.seed), "soarm/outcome": seg.outcome or "",
+            "soarm/stages": -1 if seg.stages is None else int(seg.stages),
+            "soarm/start_offset_s": ep.start_offset_s}
 
 
 def _write_report(result: Result, path: Path) -> None:

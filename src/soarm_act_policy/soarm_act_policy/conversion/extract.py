@@ -55,6 +55,10 @@ class Event:
     episode_index: int
     task: str
     detail: str
+    #: scene seed of the episode; -1 when unknown (or recorded before EpisodeEvent had `seed`)
+    seed: int = -1
+    #: STAGE_* bits; None when recorded before EpisodeEvent had `stages`
+    stages: int | None = None
 
 
 @dataclass
@@ -168,8 +172,10 @@ def read_bag(path: str | Path, opts: Options, progress=None) -> BagData:
                 rec["digests"].append(hashlib.blake2b(memoryview(msg.data), digest_size=8).digest())
             else:
                 e = m.msg
+                stages = getattr(e, "stages", None)  # absent in bags older than the field
                 events.append(Event(stamp_ns(e.header), int(e.kind), int(e.episode_index), str(e.task),
-                                    str(e.detail)))
+                                    str(e.detail), int(getattr(e, "seed", -1)),
+                                    None if stages is None else int(stages)))
         cams = {}
         for c in cameras:
             rec = img[c]

@@ -27,6 +27,10 @@ class Segment:
     source_episode_index: int | None
     ended_by: str
     outcome: str | None = None
+    #: scene seed (the STARTED event's), -1 when unknown
+    seed: int = -1
+    #: STAGE_* bits OR-ed over the episode's SUCCESS/FAILURE/ENDED events; None when unknown
+    stages: int | None = None
 
 
 @dataclass
@@ -72,6 +76,13 @@ class EpisodePlan:
     def name(self) -> str:
         return f"{self.bag.name}#{self.segment_index}"
 
+    @property
+    def start_offset_s(self) -> float:
+        """First frame's time after the episode's STARTED event (s); 0 without one."""
+        if not len(self.grid) or self.segment.start_ns is None:
+            return 0.0
+        return float((int(self.grid[0]) - self.segment.start_ns) * NS)
+
     def report(self, fps: int) -> dict:
         g = self.grid
         return {
@@ -82,8 +93,11 @@ class EpisodePlan:
             "source_episode_index": self.segment.source_episode_index,
             "task": self.task,
             "outcome": self.segment.outcome,
+            "seed": self.segment.seed,
+            "stages": self.segment.stages,
             "ended_by": self.segment.ended_by,
             "start_stamp_s": float(g[0] * NS) if len(g) else None,
+            "start_offset_s": round(self.start_offset_s, 9),
             "duration_s": float((g[-1] - g[0]) * NS + 1.0 / fps) if len(g) else 0.0,
             "frames": int(len(g)),
             "streams": self.streams,
@@ -108,6 +122,8 @@ def split_segments(data: BagData, opts: Options) -> list[Segment]:
         idx = next((e.episode_index for e in events), None)
         seg = Segment(None, None, task, idx, "end of bag")
         seg.outcome = _outcome(events)
+        seg.seed = next((e.seed for e in events if e.seed >= 0), -1)
+        seg.stages = _stages(events)
         return [seg]
     segs = []
     for s in starts:
@@ -117,8 +133,22 @@ def split_segments(data: BagData, opts: Options) -> list[Segment]:
                       s.episode_index, EVENT_NAMES[end.kind] if end else "end of bag")
         inside = [e for e in events if e.stamp_ns >= s.stamp_ns and (end is None or e.stamp_ns <= end.stamp_ns)]
         seg.outcome = _outcome(inside)
+        seg.seed = s.seed if s.seed >= 0 else next(
+            (e.seed for e in inside if e.seed >= 0 and e.episode_index == s.episode_index), -1)
+        seg.stages = _stages([e for e in inside if e.episode_index == s.episode_index])
         segs.append(seg)
     return segs
+
+
+def _stages(events) -> int | None:
+    """STAGE_* bits reached (OR over SUCCESS/FAILURE/ENDED events); None if none carries them."""
+    bits = [e.stages for e in events if e.kind in (SUCCESS, FAILURE, ENDED) and e.stages is not None]
+    if not bits:
+        return None
+    out = 0
+    for b in bits:
+        out |= b
+    return out
 
 
 def _outcome(events) -> str | None:
