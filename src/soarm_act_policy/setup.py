@@ -29,6 +29,7 @@ setup(
             "bag_to_lerobot = soarm_act_policy.conversion.cli:main",
             "train = soarm_act_policy.training.cli:main",
             "evaluate = soarm_act_policy.evaluation.cli:main",
+            "replay = soarm_act_policy.replay.cli:main",
         ],
     },
 )
