@@ -299,15 +299,17 @@ class Demo:
         total = round(time.monotonic() - t0, 1)
         summary = {
             "success_rate": report["success_rate"], "successes": report["successes"],
-            "episodes": report["num_episodes"], "report": str(report_path),
+            "stage_rates": report.get("stage_rates"), "episodes": report["num_episodes"], "report": str(report_path),
             "plot": str(self.out / "eval" / "eval_report.png"), "checkpoint":
             str(self.out / "train" / "checkpoints" / "last" / "pretrained_model"),
             "trained_steps": self.trained_steps, "stage_seconds": self.timings, "total_seconds": total, "settings": {
                 k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.a).items()},
         }
         (self.out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        rates = report.get("stage_rates")
+        stages = ", ".join(f"{k} {100 * v:.0f} %" for k, v in rates.items()) if rates else "unknown"
         banner(f"SUCCESS RATE {report['successes']}/{report['num_episodes']} "
-               f"({100 * report['success_rate']:.0f} %) in {total / 60:.1f} min")
+               f"({100 * report['success_rate']:.0f} %) in {total / 60:.1f} min; stages: {stages}")
         say(f"report: {report_path}")
         say(f"plot:   {summary['plot']}")
         say(f"summary: {self.out / 'demo_summary.json'}")

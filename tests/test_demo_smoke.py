@@ -76,3 +76,6 @@ def test_demo_loop_tiny(tmp_path):
     assert (out / "eval" / "eval_report.png").stat().st_size > 10_000
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["episodes"] == 1 and 0.0 <= summary["success_rate"] <= 1.0
+    # task stages come from the sim driver (its ~/status and events) through evaluate to the summary
+    assert isinstance(ep["stages"], int) and set(summary["stage_rates"]) == {"reached", "grasped", "placed", "released"}
+    assert "stages: reached" in stdout

@@ -133,6 +133,7 @@ def test_bad_commands_rejected_arm_does_not_move(start_node, ros_node):
     for m in commands.snapshot() + states.snapshot():
         np.testing.assert_allclose(positions(m), 0.0, atol=1e-9)
     assert status.last()["accepted"] == 0
+    assert "stages" in status.last() and status.last()["stages"] is None  # the mock cannot tell task stages
     # a good command afterwards is executed
     pub.publish(trajectory([(0.0, [0.1] * 6)]))
     ros_node.wait_for(lambda: np.allclose(positions(commands.last()), 0.1), 10, what="good command executed")
@@ -211,6 +212,8 @@ def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
     evs = events.snapshot()
     assert evs[1].task == "stack it" and evs[4].task == "Put the cube in the target zone"
     assert "seed 7" in evs[1].detail
+    # seed and stages are the sim's: the mock has no seeded scene and no task stages
+    assert all(e.seed == -1 and e.stages == 0 for e in evs)
 
 
 def test_camera_images_and_info(start_node, ros_node):

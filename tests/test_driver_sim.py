@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_driver_helpers import JOINTS, Collector, SceneAfterReset, start_driver, stamp_s, trajectory  # noqa: E402
+from test_driver_helpers import (  # noqa: E402
+    JOINTS, Collector, SceneAfterReset, Status, start_driver, stamp_s, trajectory,
+)
 
 pytestmark = pytest.mark.dds
 
@@ -89,4 +91,31 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
     np.testing.assert_allclose(scene.cube(1), a, atol=1e-3)
     assert np.linalg.norm(a - initial) > 1e-3
     print(f"resets done after {time.monotonic() - t_start:.1f} s wall")
+
+    # the scripted expert's plan of episode 1 (seed 3), sent as one timed trajectory: the
+    # episode's SUCCESS carries every task stage and the scene seed; so does its ENDED
+    from soarm_driver.sim.backend import scene_from_seed
+    from soarm_driver.sim.expert import ScriptedExpert
+    from soarm_driver.sim.scene import SceneConfig
+    from soarm_msgs.msg import EpisodeEvent as E
+
+    cube, yaw, zone = scene_from_seed(3, True, SceneConfig())
+    expert = ScriptedExpert()
+    expert.start(cube, [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)], zone, by_name(states.last()))
+    pub.publish(trajectory([((k + 1) / 30, expert.command(k / 30)) for k in range(int(expert.duration * 30) + 1)]))
+
+    def events(kind, index):
+        return [e for e in scene.events.snapshot() if e.kind == kind and e.episode_index == index]
+
+    ros_node.wait_for(lambda: events(E.SUCCESS, 1), 60, what="SUCCESS of the expert's episode")
+    success = events(E.SUCCESS, 1)[0]
+    stages = E.STAGE_REACHED | E.STAGE_GRASPED | E.STAGE_PLACED | E.STAGE_RELEASED
+    assert (success.stages, success.seed) == (stages, 3)
+    status = Status(ros_node)  # ~/status (latched) has the running episode's stages too
+    ros_node.wait_for(lambda: status.last().get("stages") == stages, 5, what="stages in /driver/status")
+    assert [(e.seed, e.stages) for e in events(E.STARTED, 1)] == [(3, 0)]
+    reset(4)
+    assert [(e.seed, e.stages) for e in events(E.ENDED, 1)] == [(3, stages)]
+    assert [(e.seed, e.stages) for e in events(E.STARTED, 2)] == [(4, 0)]
+    print(f"expert episode done after {time.monotonic() - t_start:.1f} s wall")
     assert proc.alive()

@@ -42,6 +42,7 @@ from soarm_driver.episodes import EpisodeBook, Event
 from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
 from soarm_driver.messages import camera_msgs, from_time_msg, joint_state, object_markers, to_time_msg
 from soarm_driver.schedule import RateSchedule
+from soarm_driver.sim.stages import StageTracker
 
 DEFAULT_TASK = "Put the cube in the target zone"
 #: Gripper above the table in front of the arm, jaws half open (rad).
@@ -130,6 +131,8 @@ class DriverNode(Node):
         self.simulated = bool(self.backend.simulated_time)
         # episode bookkeeping (control thread only)
         self.episodes = EpisodeBook(p["task"] or getattr(self.backend, "task_text", "") or DEFAULT_TASK)
+        # task stages of the running episode (sim task only; None: EpisodeEvent.stages stays 0)
+        self.stages = StageTracker(self.backend) if StageTracker.supports(self.backend) else None
 
         sensor = qos_profile_sensor_data
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -306,6 +309,8 @@ class DriverNode(Node):
                 "backend": self._params["backend"],
                 "resetting": self._resetting,
                 "episode_index": self.episodes.index,
+                # task stages of the running episode (EpisodeEvent STAGE_* bits); null: the backend cannot tell
+                "stages": None if self.stages is None else (self.stages.stages if self.episodes.running else 0),
                 "last_error": self._last_error,
                 **self._counters,
             }
@@ -457,6 +462,10 @@ class DriverNode(Node):
             self._drain_commands()
             self.arm.sync(q)
         self._advance_reset(q, now)
+        if self.stages is not None and self.episodes.running:
+            before = self.stages.stages
+            if self.stages.update() != before:
+                self._publish_status()
         if self._state_schedule.due(now):
             self.pub_state.publish(joint_state(self.joint_names, now, q, v))
             poses = self.backend.object_poses()
@@ -480,6 +489,9 @@ class DriverNode(Node):
         ev.task = event.task
         ev.kind = getattr(EpisodeEvent, event.kind)
         ev.detail = event.detail
+        ev.seed = event.seed if self.simulated else -1  # a seeded scene only in simulation
+        if self.stages is not None and event.kind in ("SUCCESS", "FAILURE", "ENDED"):
+            ev.stages = self.stages.stages
         self.pub_events.publish(ev)
 
     # ------------------------------------------------------------------ services (control thread)
@@ -553,6 +565,8 @@ class DriverNode(Node):
                 f"reset: measured pose still {np.max(np.abs(q - self.home_pose)):.3f} rad from home; starting anyway"
             )
         self.backend.reset_scene(job.seed, job.randomize)
+        if self.stages is not None:
+            self.stages.reset()
         self._reset_job = None
         with self._lock:
             self._resetting = False

@@ -3,8 +3,9 @@
 Lifecycle (docs/interfaces.md, "driver"): reset_episode → ENDED for the running
 episode (if any) → RESET (new index) → ... arm at home, scene reset → STARTED;
 the task's outcome (SUCCESS/FAILURE) is reported once per running episode.
-Methods return the events to publish as (kind, episode_index, task, detail), kind
-being the EpisodeEvent constant name.
+Methods return the events to publish as (kind, episode_index, task, detail, seed), kind
+being the EpisodeEvent constant name and seed the scene seed of that episode (the
+reset's seed_used; -1 before the first reset).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Event(NamedTuple):
     episode_index: int
     task: str
     detail: str
+    seed: int = -1  # scene seed of the episode the event belongs to
 
 
 class EpisodeBook:
@@ -25,28 +27,31 @@ class EpisodeBook:
         self.index = -1  # no episode yet
         self.task = default_task
         self.running = False
+        self.seed = -1  # scene seed of the current episode
         self._outcome_reported = False
 
     def begin_reset(self, task: str, seed: int) -> list[Event]:
         """A reset starts: end the running episode, open the next one (not yet started)."""
         events = []
         if self.running:
-            events.append(Event("ENDED", self.index, self.task, "reset_episode called"))
+            events.append(Event("ENDED", self.index, self.task, "reset_episode called", self.seed))
         self.running = False
         self.index += 1
         self.task = task or self.default_task
-        events.append(Event("RESET", self.index, self.task, f"seed {seed}"))
+        self.seed = int(seed)
+        events.append(Event("RESET", self.index, self.task, f"seed {seed}", self.seed))
         return events
 
     def start(self, seed: int) -> Event:
         """The reset finished: the episode runs."""
         self.running = True
         self._outcome_reported = False
-        return Event("STARTED", self.index, self.task, f"seed {seed}")
+        self.seed = int(seed)
+        return Event("STARTED", self.index, self.task, f"seed {seed}", self.seed)
 
     def outcome(self, outcome: str | None) -> Event | None:
         """The backend's task outcome this tick → SUCCESS/FAILURE once per running episode."""
         if not self.running or self._outcome_reported or outcome not in ("success", "failure"):
             return None
         self._outcome_reported = True
-        return Event(outcome.upper(), self.index, self.task, f"sim task reports {outcome}")
+        return Event(outcome.upper(), self.index, self.task, f"sim task reports {outcome}", self.seed)

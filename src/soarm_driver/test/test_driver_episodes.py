@@ -12,13 +12,16 @@ def test_episode_lifecycle_events():
     ev = book.begin_reset("", seed=5)
     assert [(e.kind, e.episode_index, e.task, e.detail) for e in ev] == [("RESET", 0, "default task", "seed 5")]
     assert book.outcome("success") is None  # reset not finished yet
+    assert ev[0].seed == 5
     assert book.start(5)[:3] == ("STARTED", 0, "default task")
     assert book.outcome(None) is None
     assert book.outcome("success")[:2] == ("SUCCESS", 0)
+    assert book.seed == 5
     assert book.outcome("success") is None  # once per episode
     ev = book.begin_reset("stack it", seed=6)
     assert [(e.kind, e.episode_index, e.task) for e in ev] == [("ENDED", 0, "default task"), ("RESET", 1, "stack it")]
-    book.start(6)
+    assert [e.seed for e in ev] == [5, 6]  # ENDED carries the ended episode's seed
+    assert book.start(6).seed == 6
     assert book.outcome("failure")[:3] == ("FAILURE", 1, "stack it")
     assert book.outcome("bogus") is None
 

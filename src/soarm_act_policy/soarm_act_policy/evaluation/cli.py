@@ -4,7 +4,8 @@ Start the driver (sim backend by default) and the policy node (with a checkpoint
 
     evaluate --num-episodes 10 --episode-time 30 --output-dir outputs/eval_run1
 
-Writes <output-dir>/eval_report.json and eval_report.png and prints the success rate.
+Writes <output-dir>/eval_report.json and eval_report.png and prints the success rate and
+the rate of each task stage (reached / grasped / placed / released; sim driver only).
 To keep the evaluation episodes as bags too, run the recorder alongside (it records every
 episode from STARTED to ENDED), then convert them with bag_to_lerobot.
 Extra ROS arguments go after --ros-args (e.g. a namespace: --ros-args -r __ns:=/arm1).
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .report import REPORT_JSON, REPORT_PNG, summarize, write_json, write_plot
+from .report import REPORT_JSON, REPORT_PNG, format_stage_rates, stage_names, summarize, write_json, write_plot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             what = (f"SUCCESS after {r.time_to_success:.1f} s" if r.success else
                     f"error: {r.error}" if r.error else f"FAILURE (timeout {args.episode_time:.0f} s)")
             lat = r.latency.get("median")
-            client.log(f"episode {i + 1}/{args.num_episodes}: {what}; inference median "
-                       f"{lat * 1000:.0f} ms" if lat is not None else f"episode {i + 1}/{args.num_episodes}: {what}")
+            reached = "" if r.stages is None else f"; stages: {', '.join(stage_names(r.stages)) or 'none'}"
+            client.log(f"episode {i + 1}/{args.num_episodes}: {what}{reached}; inference median "
+                       f"{lat * 1000:.0f} ms" if lat is not None else f"episode {i + 1}/{args.num_episodes}: {what}{reached}")
             client.log(f"running success rate {ok}/{len(episodes)}")
     except EvaluationError as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                    title=f"success rate {report['successes']}/{report['num_episodes']}")
     print(f"[evaluate] success rate: {report['successes']}/{report['num_episodes']} "
           f"({100 * report['success_rate']:.0f} %); report: {json_path}", flush=True)
+    print(f"[evaluate] stage rates: {format_stage_rates(report['stage_rates'])}", flush=True)
     if rc == 0 and (not episodes or all(e.error for e in episodes)):
         rc = 1
     return rc

@@ -3,12 +3,15 @@
 Per episode: ``reset_episode`` (seed) -> ``policy/reset`` -> ``policy/enable`` true -> wait
 for the task's SUCCESS event or ``episode_time`` (node clock: sim time with
 ``use_sim_time``) -> ``policy/enable`` false (the arm holds) -> FAILURE event on timeout.
-Meanwhile it collects ``policy_status`` (inference latency, skipped steps) and
-``joint_states`` (trajectory for the plot).
+Meanwhile it collects ``policy_status`` (inference latency, skipped steps),
+``joint_states`` (trajectory for the plot) and the task stages the episode reached (the
+sim driver's STAGE_* bits: ``stages`` of its ``~/status`` JSON while the episode runs, of
+its SUCCESS event, and of the episode's ENDED event at the next reset).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -20,6 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from soarm_msgs.msg import EpisodeEvent, PolicyStatus
@@ -58,6 +62,7 @@ class EvalSettings:
     driver_enable_service: str = "driver/enable"
     policy_enable_service: str = "policy/enable"
     policy_reset_service: str = "policy/reset"
+    driver_status_topic: str = "driver/status"
 
 
 def stamp_seconds(stamp) -> float:
@@ -86,11 +91,14 @@ class EvalClient:
         self._traj_q: list[list[float]] = []
         self.all_latencies: list[float] = []
         self._settled: set = set()
+        self._stage_bits: dict[int, int] = {}  # driver episode index -> STAGE_* bits seen in its status
+        self._previous: EpisodeResult | None = None
 
         n = self.node
         n.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS)
         n.create_subscription(PolicyStatus, "policy_status", self._on_status, STREAM_QOS)
         n.create_subscription(JointState, "joint_states", self._on_joints, STREAM_QOS)
+        n.create_subscription(String, settings.driver_status_topic, self._on_driver_status, EVENTS_QOS)
         self.pub_events = n.create_publisher(EpisodeEvent, "episode_events", EVENTS_QOS)
         self.cli_reset = n.create_client(ResetEpisode, settings.reset_service)
         self.cli_driver_enable = n.create_client(SetBool, settings.driver_enable_service)
@@ -159,6 +167,26 @@ class EvalClient:
                 self._latencies.append(lat)
                 self._last_latency = lat
 
+    def _on_driver_status(self, msg: String):
+        try:
+            status = json.loads(msg.data)
+            index, bits = int(status["episode_index"]), status.get("stages")
+        except (ValueError, KeyError, TypeError):
+            return
+        if isinstance(bits, int) and not isinstance(bits, bool):  # null: the backend cannot tell
+            with self._lock:
+                self._stage_bits[index] = self._stage_bits.get(index, 0) | bits
+
+    def episode_stages(self, episode_index: int, *events) -> int | None:
+        """STAGE_* bits the driver episode reached: its status and the given events OR-ed;
+        None when nothing tells (a backend without task stages)."""
+        with self._lock:
+            bits = self._stage_bits.get(episode_index)
+        for ev in events:
+            if ev is not None and ev.stages:
+                bits = (bits or 0) | int(ev.stages)
+        return bits
+
     def _on_joints(self, msg: JointState):
         with self._lock:
             if not self._recording:
@@ -209,6 +237,13 @@ class EvalClient:
         result.episode_index = int(resp.episode_index)
         if resp.seed_used >= 0:
             result.seed = int(resp.seed_used)
+        prev = self._previous
+        if prev is not None and prev.episode_index >= 0:
+            # the reset ended the previous episode: its ENDED event has the driver's final stages
+            ended = self._find_event(prev.episode_index, EpisodeEvent.ENDED, 0.0)
+            if ended is not None and ended.stages:
+                prev.stages = (prev.stages or 0) | int(ended.stages)
+        self._previous = result
         started = None
         deadline = time.monotonic() + 5.0
         while started is None and time.monotonic() < deadline:
@@ -253,12 +288,15 @@ class EvalClient:
             with self._lock:
                 self._recording = False
         result.duration = t_end - t0
+        result.stages = self.episode_stages(result.episode_index, success_ev)
         if success_ev is not None:
             result.success = True
             result.time_to_success = max(0.0, stamp_seconds(success_ev.header.stamp) - t0)
         else:
             ev = EpisodeEvent(episode_index=result.episode_index, task=result.task, kind=EpisodeEvent.FAILURE,
-                              detail=f"evaluate: timeout after {s.episode_time:.1f} s")
+                              detail=f"evaluate: timeout after {s.episode_time:.1f} s",
+                              seed=result.seed if started is not None and started.seed >= 0 else -1,
+                              stages=result.stages or 0)
             ev.header.stamp = self.node.get_clock().now().to_msg()
             self.pub_events.publish(ev)
         with self._lock:

@@ -1,9 +1,11 @@
 """Evaluation results -> JSON report + PNG plot (ROS-free).
 
-The report (``eval_report.json``) holds the run's settings, the success rate and, per
-episode: seed, success, time to success, policy inference latency stats (from
-``policy_status``), skipped control steps. The plot (``eval_report.png``) shows success per
-episode, the joint trajectories of one episode and the inference latency histogram.
+The report (``eval_report.json``) holds the run's settings, the success rate, the rate of
+each task stage (reached / grasped / placed / released, the sim task's
+``EpisodeEvent.STAGE_*`` bits) and, per episode: seed, success, stages reached, time to
+success, policy inference latency stats (from ``policy_status``), skipped control steps.
+The plot (``eval_report.png``) shows success per episode, the stage rates, the joint
+trajectories of one episode and the inference latency histogram.
 Files are written atomically (temporary file + rename).
 """
 
@@ -18,6 +20,30 @@ from pathlib import Path
 
 REPORT_JSON = "eval_report.json"
 REPORT_PNG = "eval_report.png"
+#: Task stages (name, bit) in task order: soarm_msgs/EpisodeEvent STAGE_* (the driver's
+#: soarm_driver.sim.stages; test_evaluate_report.py holds them equal to the message's).
+STAGES: tuple[tuple[str, int], ...] = (("reached", 1), ("grasped", 2), ("placed", 4), ("released", 8))
+
+
+def stage_names(bits: int | None) -> list[str]:
+    """Names of the stages set in `bits` (task order); [] for None (unknown)."""
+    return [name for name, bit in STAGES if bits is not None and int(bits) & bit]
+
+
+def stage_rates(stages: list[int | None]) -> dict | None:
+    """{stage name: fraction of the episodes that reached it} over the episodes whose stages
+    are known (not None); None when no episode's stages are known (e.g. a real arm)."""
+    known = [int(b) for b in stages if b is not None]
+    if not known:
+        return None
+    return {name: sum(1 for b in known if b & bit) / len(known) for name, bit in STAGES}
+
+
+def format_stage_rates(rates: dict | None) -> str:
+    """'reached 80 %, grasped 40 %, placed 20 %, released 20 %' (or 'unknown')."""
+    if not rates:
+        return "unknown"
+    return ", ".join(f"{name} {100 * rate:.0f} %" for name, rate in rates.items())
 
 
 @dataclass
@@ -32,6 +58,8 @@ class EpisodeResult:
     latency: dict = field(default_factory=dict)  # inference latency stats, s
     skipped: dict = field(default_factory=dict)  # skipped control steps during the episode
     control_steps: int = 0
+    #: task stages reached (EpisodeEvent STAGE_* bits, OR-ed); None when the driver cannot tell
+    stages: int | None = None
     error: str | None = None
     # not written to JSON: for the plot
     trajectory_t: list = field(default_factory=list, repr=False)
@@ -41,6 +69,7 @@ class EpisodeResult:
         d = asdict(self)
         d.pop("trajectory_t")
         d.pop("trajectory_q")
+        d["stage_names"] = stage_names(self.stages)
         return d
 
 
@@ -71,10 +100,14 @@ def summarize(episodes: list[EpisodeResult], all_latencies: list[float], setting
     for e in episodes:
         for k, v in e.skipped.items():
             skipped_total[k] = skipped_total.get(k, 0) + int(v)
+    known = [e.stages for e in episodes if e.stages is not None]
     return {
         "num_episodes": n,
         "successes": len(successes),
         "success_rate": (len(successes) / n) if n else 0.0,
+        # fraction of the episodes with known stages that reached each stage (None: unknown)
+        "stage_rates": stage_rates(known),
+        "stage_episodes": len(known),
         "mean_time_to_success": (sum(times) / len(times)) if times else None,
         "latency": latency_stats(all_latencies),
         "skipped_total": skipped_total,
@@ -110,7 +143,7 @@ def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     ax = axes[0]
     idx = [e.index for e in episodes]
     colors = ["tab:green" if e.success else "tab:red" for e in episodes]
@@ -123,6 +156,17 @@ def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_
     ax.set_title(f"success {n_ok}/{len(episodes)}")
 
     ax = axes[1]
+    rates = stage_rates([e.stages for e in episodes])
+    names = [name for name, _ in STAGES]
+    values = [100 * rates[name] for name in names] if rates else [0.0] * len(names)
+    bars = ax.bar(names, values, color=["tab:blue", "tab:orange", "tab:purple", "tab:green"])
+    for bar, v in zip(bars, values):
+        ax.annotate(f"{v:.0f} %", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("% of episodes")
+    ax.set_title("task stages reached" if rates else "task stages (unknown: not a sim task)")
+
+    ax = axes[2]
     shown = next((e for e in episodes if e.success and e.trajectory_t), None) or next(
         (e for e in episodes if e.trajectory_t), None
     )
@@ -138,7 +182,7 @@ def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_
     ax.set_xlabel("time, s")
     ax.set_ylabel("rad")
 
-    ax = axes[2]
+    ax = axes[3]
     lat_ms = [v * 1000 for v in all_latencies if v is not None and math.isfinite(v)]
     if lat_ms:
         ax.hist(lat_ms, bins=30, color="tab:blue")

@@ -40,7 +40,8 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend  # noqa: E402
-from .scene import CUBE, TARGET, SceneConfig, build_scene  # noqa: E402
+from .expert import grasp_tool_offset  # noqa: E402
+from .scene import CUBE, GRIPPER_SITE, TARGET, SceneConfig, build_scene  # noqa: E402
 
 TASK = "Put the cube in the target zone"
 #: Arm start/home pose (rad): gripper above the workspace, jaws half open.
@@ -133,6 +134,9 @@ class SimBackend(RobotBackend):
         self._cube_vadr = m.joint(CUBE).dofadr[0]
         self._cube_body = m.body(CUBE).id
         self._target_mocap = m.body(TARGET).mocapid[0]
+        self._gripper_site = m.site(GRIPPER_SITE).id
+        # Where a grasped cube's centre sits, in the gripper-site frame (the expert's grasp point).
+        self._jaw_offset = grasp_tool_offset(m, self.config.cube_size)
         # Every body of the arm: a cube touching one of them is not released.
         self._arm_bodies = {i for i in range(m.nbody) if i not in (0, self._cube_body, m.body(TARGET).id)}
         self.data.qpos[self._qadr] = self.home
@@ -255,6 +259,19 @@ class SimBackend(RobotBackend):
             CUBE: (d.xpos[self._cube_body].copy(), d.xquat[self._cube_body].copy()),
             TARGET: (d.mocap_pos[self._target_mocap].copy(), d.mocap_quat[self._target_mocap].copy()),
         }
+
+    def cube_position(self) -> np.ndarray:
+        """Centre of the cube in the world frame, m."""
+        return self.data.xpos[self._cube_body].copy()
+
+    def jaw_point(self) -> np.ndarray:
+        """World position (m) of the point between the jaws where a grasped cube's centre sits.
+
+        Fixed in the gripper: half a cube off the fixed jaw's pad, level with the pad
+        centre (the scripted expert's grasp point), whatever the jaw opening.
+        """
+        d, site = self.data, self._gripper_site
+        return d.site_xpos[site] + d.site_xmat[site].reshape(3, 3) @ self._jaw_offset
 
     def cube_height(self) -> float:
         """Height of the cube's bottom above the table top, m (for a flat-lying cube)."""
