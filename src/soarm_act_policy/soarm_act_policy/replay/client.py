@@ -103,17 +103,10 @@ class ReplayClient(EvalClient):
             return [ev for arrival, ev in self._events if arrival >= since_wall and ev.episode_index == episode_index]
 
     def stages_of(self, episode_index: int, since_wall: float) -> int | None:
-        """STAGE_* bits OR-ed over the episode's SUCCESS/FAILURE/ENDED events and, where the
-        evaluation client follows them, the driver status's stages (None: nothing told)."""
+        """STAGE_* bits the episode reached: the driver's ~/status while it ran (followed by the
+        evaluation client) OR-ed with its SUCCESS/FAILURE/ENDED events (None: nothing told)."""
         events = [ev for ev in self._events_of(episode_index, since_wall) if ev.kind in STAGE_EVENTS]
-        from_status = getattr(super(), "episode_stages", None)
-        if from_status is not None:
-            return from_status(episode_index, *events)
-        bits = None
-        for ev in events:
-            if hasattr(ev, "stages"):
-                bits = (bits or 0) | int(ev.stages)
-        return bits
+        return self.episode_stages(episode_index, *events)
 
     def _joints_since(self, t0: float) -> tuple[list[float], list[list[float]]]:
         with self._lock:
