@@ -182,7 +182,14 @@ class PolicyNode(Node):
         self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=commands)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=commands)
-        self.create_timer(self.period, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        # The tick runs on its own thread, paced by the node clock (sim time included), not as
+        # an executor timer: measured on a 2-core CPU, rclpy's Python executor spends most of
+        # its time rebuilding wait sets for the /clock, joint and camera messages, and a timer
+        # callback then waits behind them (5-17 ticks/s instead of 30). The timeline follows the
+        # clock either way (ControlLoop); this keeps the ticks close to their due time.
+        self._stopping = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_forever, name="policy-tick", daemon=True)
+        self._ticker.start()
         self._kinematics = None
         self._kinematics_warned = False
         self.get_logger().info(
@@ -242,6 +249,37 @@ class PolicyNode(Node):
         return self.builder.actions_to_radians(self.model.predict_chunk(obs))
 
     # ---- the tick -------------------------------------------------------------------
+    def _tick_forever(self):
+        """Tick at every multiple of the control period on the node clock; a late tick goes to
+        the next due time (the control loop counts the steps that passed)."""
+        from rclpy.duration import Duration as RosDuration
+
+        clock = self.get_clock()
+        period = RosDuration(nanoseconds=int(round(self.period * 1e9)))
+        due = clock.now()
+        while not self._stopping.is_set() and self.context.ok():
+            due = due + period
+            now = clock.now()
+            if due < now:  # late: skip to the next due time after now
+                missed = (now - due).nanoseconds // period.nanoseconds + 1
+                due = due + RosDuration(nanoseconds=missed * period.nanoseconds)
+            try:
+                if not clock.sleep_until(due, context=self.context):
+                    return  # context shut down
+            except Exception:  # noqa: BLE001 - clock type changed (use_sim_time toggled) or shutdown
+                if self._stopping.is_set() or not self.context.ok():
+                    return
+                due = clock.now()
+                continue
+            if self._stopping.is_set():
+                return
+            try:
+                self._tick()
+            except Exception as e:  # noqa: BLE001 - a tick must never kill the control thread
+                if self._stopping.is_set() or not self.context.ok():
+                    return
+                self.get_logger().error(f"control tick failed: {type(e).__name__}: {e}")
+
     def _tick(self):
         stamps = {JOINT_TOPIC: self._joint_stamp}
         stamps.update({image_topic(c): self._image_stamps[c] for c in self.mapping.cameras})
@@ -333,6 +371,9 @@ class PolicyNode(Node):
         self.status_pub.publish(s)
 
     def destroy_node(self):
+        if hasattr(self, "_stopping"):
+            self._stopping.set()
+            self._ticker.join(timeout=2.0)
         if hasattr(self, "loop"):
             self.loop.close()
         return super().destroy_node()
@@ -343,7 +384,7 @@ def run(argv=None) -> int:
     node = executor = None
     try:
         node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=3)
+        executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
