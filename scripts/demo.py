@@ -186,7 +186,7 @@ class Demo:
                           echo=r"(?i)error|exception")
 
     def camera_params(self) -> dict:
-        """--image-size overrides config/demo/driver.yaml's 128x96 for both cameras."""
+        """--image-size overrides config/demo/driver.yaml's 80x60 for both cameras."""
         if not self.a.image_size:
             return {}
         w, h = self.a.image_size
@@ -330,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to record (default: 20)")
     p.add_argument("--demo-seed", type=int, default=0, help="scene seed of the first demo (default: 0)")
     p.add_argument("--train-config", default="cpu", help="train preset: cpu | baseline | large (default: cpu)")
-    p.add_argument("--train-steps", type=int, default=2000,
-                   help="max training steps; --train-minutes may stop earlier (default: 2000)")
+    p.add_argument("--train-steps", type=int, default=5000,
+                   help="max training steps; --train-minutes may stop earlier (default: 5000)")
     p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
                    "e.g. --train-arg=--batch-size=16")
     p.add_argument("--train-minutes", type=float, default=13.0,
@@ -339,11 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "of its last step (0 = no limit) (default: 13)")
     p.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N training steps (default: 1000)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
-    p.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes (default: 5)")
-    p.add_argument("--episode-time", type=float, default=30.0, help="max policy time per eval episode, s (default: 30)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default: 10)")
+    p.add_argument("--episode-time", type=float, default=20.0,
+                   help="max policy time per eval episode, s (default: 20; the expert needs ~9.4 s)")
     p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="WxH",
-                   help="camera size for both cameras (default: config/demo/driver.yaml, 128x96)")
+                   help="camera size for both cameras (default: config/demo/driver.yaml, 80x60)")
     p.add_argument("--real-time-factor", type=float, default=1.0, help="sim speed vs wall clock (default: 1)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42") or 42),
                    help="ROS_DOMAIN_ID for all processes (default: $ROS_DOMAIN_ID or 42)")

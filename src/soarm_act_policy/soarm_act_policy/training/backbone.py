@@ -17,7 +17,11 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-CHOICES_HELP = "imagenet | none | <path to a .pth/.pt/.safetensors ResNet state dict>"
+CHOICES_HELP = "imagenet | none | calibrated | <path to a .pth/.pt/.safetensors ResNet state dict>"
+
+#: --pretrained-backbone value for a from-scratch backbone whose frozen BatchNorm statistics
+#: are set from training images (see calibrate_frozen_batchnorm).
+CALIBRATED = "calibrated"
 
 
 class BackboneWeightsError(RuntimeError):
@@ -114,7 +118,7 @@ def load_backbone_state(spec: str, vision_backbone: str = "resnet18", probe_time
     Raises BackboneWeightsError with an actionable message when the weights cannot be had.
     """
     spec = (spec or "none").strip()
-    if spec.lower() == "none":
+    if spec.lower() in ("none", CALIBRATED):  # calibrated: random weights, statistics set after the policy is built
         return None
     if spec.lower() == "imagenet":
         import torch
@@ -142,3 +146,58 @@ def load_backbone_state(spec: str, vision_backbone: str = "resnet18", probe_time
     if not path.is_file():
         raise BackboneWeightsError(f"--pretrained-backbone {spec!r}: expected {CHOICES_HELP}; no such file")
     return _check_matches(_load_file(path), vision_backbone, str(path))
+
+
+def calibrate_frozen_batchnorm(backbone, images) -> int:
+    """Set every FrozenBatchNorm2d of `backbone` so that, on `images`, its output is zero-mean and
+    unit-variance per channel; returns the number of layers set.
+
+    LeRobot's ACT builds its ResNet with torchvision's FrozenBatchNorm2d: statistics and affine
+    parameters are buffers that training never updates. With ImageNet weights they hold
+    ImageNet's statistics; from scratch they stay at mean 0, variance 1, i.e. the network has
+    no normalization at all and its activations grow through the residual blocks. This is a
+    data-dependent initialization: one forward pass over a batch of training images (normalized
+    as the policy normalizes them), where each layer, just before it runs, takes the per-channel
+    mean and variance of its input as its running_mean / running_var (weight 1, bias 0). Layers
+    run in order, so each one sees the already-normalized output of the layers before it. The
+    convolution weights are not touched; afterwards the statistics stay frozen as LeRobot intends.
+    """
+    import torch
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    layers = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    if not layers:
+        raise BackboneWeightsError("the backbone has no FrozenBatchNorm2d layer to calibrate")
+
+    def set_stats(module, inputs):
+        x = inputs[0]
+        module.running_mean.copy_(x.mean(dim=(0, 2, 3)))
+        module.running_var.copy_(x.var(dim=(0, 2, 3), unbiased=False).clamp_min(1e-6))
+        module.weight.fill_(1.0)
+        module.bias.fill_(0.0)
+
+    hooks = [m.register_forward_pre_hook(set_stats) for m in layers]
+    try:
+        with torch.no_grad():
+            backbone(images)
+    finally:
+        for h in hooks:
+            h.remove()
+    return len(layers)
+
+
+def calibration_images(dataset, image_keys, stats, count: int = 64, seed: int = 0):
+    """`count` frames per camera drawn from a LeRobotDataset, normalized with the dataset's
+    per-channel mean/std (as ACT's MEAN_STD preprocessor does), stacked as (N, 3, H, W)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
+    batches = []
+    for key in image_keys:
+        frames = torch.stack([dataset[int(i)][key] for i in idx]).float()
+        mean = torch.as_tensor(np.asarray(stats[key]["mean"]), dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.as_tensor(np.asarray(stats[key]["std"]), dtype=torch.float32).reshape(1, -1, 1, 1)
+        batches.append((frames - mean) / (std + 1e-8))
+    return torch.cat(batches)

@@ -104,7 +104,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "dropout": 0.1,
         "log_freq": 50,
         "save_freq": 1000,
-        "pretrained_backbone": "none",
+        "pretrained_backbone": "calibrated",
         "device": "cpu",
         # One intra-op thread + one dataloader worker: on 2 shared cores, 2 OpenMP threads
         # stall badly under contention (measured 6-15 s/step vs 1.1-1.6 s/step with 1).

@@ -82,8 +82,8 @@ class _MetricsFileHandler(logging.Handler):
 
 
 @contextmanager
-def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metrics_path: Path, argv: list[str],
-                   budget: _TimeBudget):
+def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress_bar: bool, metrics_path: Path,
+                   argv: list[str], budget: _TimeBudget):
     saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint", "cycle")}
     saved_argv = sys.argv
     orig_make_policy, orig_tqdm, orig_init_logging = saved["make_policy"], saved["tqdm"], saved["init_logging"]
@@ -93,6 +93,8 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metri
         if backbone_state is not None:
             policy.model.backbone.load_state_dict(backbone_state, strict=True)
             logging.info("loaded initial backbone weights (%d tensors)", len(backbone_state))
+        if calibrate:
+            _calibrate_backbone(policy, kwargs.get("ds_meta"))
         return policy
 
     def tqdm(*args, **kwargs):
@@ -116,6 +118,23 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, progress_bar: bool, metri
         for name, value in saved.items():
             setattr(lt, name, value)
         sys.argv = saved_argv
+
+
+def _calibrate_backbone(policy, ds_meta) -> None:
+    """--pretrained-backbone calibrated: frozen BatchNorm statistics from 64 training frames per camera."""
+    import time
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from .backbone import calibrate_frozen_batchnorm, calibration_images
+
+    t0 = time.monotonic()
+    keys = [k for k in policy.config.image_features]
+    dataset = LeRobotDataset(ds_meta.repo_id, root=ds_meta.root)
+    images = calibration_images(dataset, keys, ds_meta.stats)
+    n = calibrate_frozen_batchnorm(policy.model.backbone, images)
+    logging.info("calibrated %d frozen BatchNorm layers of the backbone on %d frames (%.1f s)", n, len(images),
+                 time.monotonic() - t0)
 
 
 def run(job: TrainJob) -> Path:
@@ -143,6 +162,7 @@ def run(job: TrainJob) -> Path:
     with _lerobot_hooks(
         lt,
         backbone_state=backbone_state,
+        calibrate=job.resume_from is None and str(settings["pretrained_backbone"]).strip().lower() == "calibrated",
         progress_bar=settings["progress_bar"],
         metrics_path=output_dir / METRICS_FILE,
         argv=argv,

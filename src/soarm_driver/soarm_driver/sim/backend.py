@@ -49,6 +49,8 @@ DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
 #: Success: the cube's bottom is at most this high above the table (m), and slower than this (m/s).
 RESTING_HEIGHT = 0.005
 RESTING_SPEED = 0.02
+#: Where reset_physics leaves the cube (world x, y, m): on the table, beyond the arm's reach.
+PARKED_CUBE_XY = (0.5, 0.4)
 
 
 def intrinsics_from_fovy(fovy_deg: float, width: int, height: int) -> np.ndarray:
@@ -66,15 +68,21 @@ def scene_from_seed(seed: int, randomize: bool, config: SceneConfig) -> tuple[np
         cube_xy, target_xy, yaw = np.array(config.cube_nominal), np.array(config.target_nominal), 0.0
     else:
         rng = np.random.default_rng(int(seed))
+        spread = config.scene_spread
+        lo = np.array([config.region_x[0], config.region_y[0]])
+        hi = np.array([config.region_x[1], config.region_y[1]])
 
-        def draw():
-            return np.array([rng.uniform(*config.region_x), rng.uniform(*config.region_y)])
+        def draw(nominal):
+            if spread >= 1.0:
+                return rng.uniform(lo, hi)
+            half = 0.5 * spread * (hi - lo)
+            return np.clip(rng.uniform(np.asarray(nominal) - half, np.asarray(nominal) + half), lo, hi)
 
-        cube_xy = draw()
-        yaw = rng.uniform(-config.cube_yaw, config.cube_yaw)
-        target_xy = draw()
+        cube_xy = draw(config.cube_nominal)
+        yaw = rng.uniform(-spread * config.cube_yaw, spread * config.cube_yaw)
+        target_xy = draw(config.target_nominal)
         while np.linalg.norm(target_xy - cube_xy) < config.min_separation:
-            target_xy = draw()
+            target_xy = draw(config.target_nominal)
     cube = np.array([cube_xy[0], cube_xy[1], config.cube_size / 2])
     return cube, float(yaw), np.array([target_xy[0], target_xy[1], 0.0])
 
@@ -93,7 +101,10 @@ class SimBackend(RobotBackend):
             timestep=float(params.get("timestep", SceneConfig.timestep)),
             cube_size=float(params.get("cube_size", SceneConfig.cube_size)),
             mesh_cell=float(params.get("mesh_cell", SceneConfig.mesh_cell)),
+            scene_spread=float(params.get("scene_spread", SceneConfig.scene_spread)),
         )
+        if not 0 < self.config.scene_spread <= 1:
+            raise ValueError(f"sim: scene_spread must be in (0, 1], got {self.config.scene_spread}")
         if not (0 < self.config.timestep <= 0.01 and 0.01 <= self.config.cube_size <= 0.04):
             raise ValueError("sim: timestep must be in (0, 0.01] s and cube_size in [0.01, 0.04] m")
         if not 0 <= self.config.mesh_cell <= 0.02:
@@ -169,6 +180,24 @@ class SimBackend(RobotBackend):
         if goal.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(goal)):
             raise ValueError(f"goal must be {len(JOINT_NAMES)} finite radians, got {goal!r}")
         self.data.ctrl[self._act] = np.clip(goal, self._ctrl_lo, self._ctrl_hi)
+
+    def reset_physics(self, q) -> None:
+        """Reset the whole physics state (time 0, no motion, solver warm-start cleared) with
+        the arm at rest at `q` (rad) and its goals there; the cube waits at PARKED_CUBE_XY,
+        out of the arm's reach, until reset_scene places it. For the Gymnasium environment's
+        reset, which must be exactly repeatable; the driver never calls it (it moves the arm
+        home instead)."""
+        self._require()
+        q = np.asarray(q, float)
+        if q.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(q)):
+            raise ValueError(f"arm state must be {len(JOINT_NAMES)} finite radians, got {q!r}")
+        mujoco.mj_resetData(self.model, self.data)
+        self._residual = 0.0
+        self.data.qpos[self._qadr] = q
+        self.data.ctrl[self._act] = np.clip(q, self._ctrl_lo, self._ctrl_hi)
+        adr = self._cube_qadr
+        self.data.qpos[adr : adr + 3] = [*PARKED_CUBE_XY, self.config.cube_size / 2]
+        mujoco.mj_forward(self.model, self.data)
 
     def goal_positions(self) -> np.ndarray:
         """The goals the actuators currently track (rad)."""

@@ -53,6 +53,11 @@ class SceneConfig:
     min_separation: float = 0.10
     #: Cube yaw is drawn uniformly in [-cube_yaw, cube_yaw].
     cube_yaw: float = 0.6
+    #: How much of the randomization range a randomized scene uses, (0, 1]. 1: cube and zone
+    #: anywhere in the region, cube yaw in +-cube_yaw. s < 1: each drawn in a box of s times the
+    #: region's size centred on its nominal position (clipped to the region), yaw in
+    #: +-s*cube_yaw: an easier task for small datasets (the CPU demo uses 0.3).
+    scene_spread: float = 1.0
     #: Nominal positions (x, y) used when the scene is not randomized.
     cube_nominal: tuple[float, float] = (0.22, -0.07)
     target_nominal: tuple[float, float] = (0.22, 0.07)
