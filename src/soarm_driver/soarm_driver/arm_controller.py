@@ -32,6 +32,8 @@ class ArmController:
         self.watchdog = CommandWatchdog(command_timeout)
         self.enabled = False
         self.goal: np.ndarray | None = None
+        #: Number of commands accepted so far (tells which command a step's clamping belongs to).
+        self.command_seq = 0
 
     def sync(self, measured: np.ndarray) -> None:
         """Forget every command and hold where the arm is (connect, enable, disable)."""
@@ -46,6 +48,7 @@ class ArmController:
     def command(self, cmd: TrajectoryCommand, now: float) -> float:
         """Accept a validated trajectory received at `now`; returns its start time."""
         self.watchdog.on_command(now)
+        self.command_seq += 1
         return self.follower.submit(cmd, now, self.goal)
 
     def move_to(self, target: np.ndarray, speed: float, now: float) -> float:

@@ -3,9 +3,10 @@
 Lifecycle (docs/interfaces.md, "driver"): reset_episode → ENDED for the running
 episode (if any) → RESET (new index) → ... arm at home, scene reset → STARTED;
 the task's outcome (SUCCESS/FAILURE) is reported once per running episode.
-Methods return the events to publish as (kind, episode_index, task, detail, seed), kind
-being the EpisodeEvent constant name and seed the scene seed of that episode (the
-reset's seed_used; -1 before the first reset).
+Methods return the events to publish as (kind, episode_index, task, detail, seed, stages),
+kind being the EpisodeEvent constant name, seed the scene seed of that episode (the
+reset's seed_used; -1 before the first reset) and stages its STAGE_* bits (0 here: the
+driver core fills them from its stage tracker).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Event(NamedTuple):
     task: str
     detail: str
     seed: int = -1  # scene seed of the episode the event belongs to
+    stages: int = 0  # STAGE_* bits the episode reached (SUCCESS/FAILURE/ENDED)
 
 
 class EpisodeBook:

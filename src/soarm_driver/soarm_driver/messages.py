@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import array
-import math
 
 import numpy as np
-from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from soarm_msgs.msg import EpisodeEvent
 from visualization_msgs.msg import Marker, MarkerArray
 
-
-def to_time_msg(t: float) -> TimeMsg:
-    sec = math.floor(t)
-    return TimeMsg(sec=int(sec), nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
-
-
-def from_time_msg(stamp: TimeMsg) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+from soarm_driver.ros_support import time_msg
 
 
 def joint_state(names, now: float, q, v=None) -> JointState:
     msg = JointState()
-    msg.header.stamp = to_time_msg(now)
+    msg.header.stamp = time_msg(now)
     msg.name = list(names)
     msg.position = [float(x) for x in q]
     if v is not None:
@@ -34,7 +26,7 @@ def camera_msgs(name: str, image: np.ndarray, intrinsics: np.ndarray, now: float
     """rgb8 Image + CameraInfo (plumb_bob, no distortion) in `<name>_camera_optical_frame`."""
     img = np.ascontiguousarray(image, dtype=np.uint8)
     h, w = img.shape[:2]
-    stamp = to_time_msg(now)
+    stamp = time_msg(now)
     frame_id = f"{name}_camera_optical_frame"
     msg = Image()
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
@@ -66,7 +58,7 @@ def object_markers(poses: dict, now: float) -> MarkerArray:
     arr = MarkerArray()
     for name, (xyz, quat) in poses.items():
         m = Marker()
-        m.header.stamp = to_time_msg(now)
+        m.header.stamp = time_msg(now)
         m.header.frame_id = "world"
         m.ns, m.id = name, 0
         m.type, m.action = Marker.CUBE, Marker.ADD
@@ -78,3 +70,16 @@ def object_markers(poses: dict, now: float) -> MarkerArray:
         m.color.a = 1.0
         arr.markers.append(m)
     return arr
+
+
+def episode_event(event, now: float) -> EpisodeEvent:
+    """soarm_msgs/EpisodeEvent from an `episodes.Event` (kind: the constant's name), stamped `now`."""
+    msg = EpisodeEvent()
+    msg.header.stamp = time_msg(now)
+    msg.episode_index = event.episode_index
+    msg.task = event.task
+    msg.kind = getattr(EpisodeEvent, event.kind)
+    msg.detail = event.detail
+    msg.seed = event.seed
+    msg.stages = event.stages
+    return msg

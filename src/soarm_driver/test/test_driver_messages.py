@@ -3,13 +3,16 @@
 import numpy as np
 import pytest
 
-from soarm_driver.messages import camera_msgs, from_time_msg, joint_state, object_markers, to_time_msg
+from soarm_driver.messages import camera_msgs, joint_state, object_markers
+from soarm_driver.ros_support import duration_msg, duration_seconds, time_msg, time_seconds
 
 
 def test_time_round_trip():
     for t in (0.0, 1.5, 1795692119.915521743, 12.999999999):
-        assert from_time_msg(to_time_msg(t)) == pytest.approx(t, abs=1e-6)
-    assert to_time_msg(12.9999999999).nanosec <= 999_999_999
+        assert time_seconds(time_msg(t)) == pytest.approx(t, abs=1e-6)
+    assert time_msg(12.9999999999).nanosec <= 999_999_999
+    assert (time_msg(1.15).sec, time_msg(1.15).nanosec) == (1, 150_000_000)  # rounded, not truncated
+    assert duration_seconds(duration_msg(-0.25)) == pytest.approx(-0.25)
 
 
 def test_joint_state_and_camera_messages():
@@ -21,7 +24,7 @@ def test_joint_state_and_camera_messages():
     assert (im.width, im.height, im.step, im.encoding) == (6, 4, 18, "rgb8")
     assert bytes(im.data) == img.tobytes() and im.header.frame_id == "front_camera_optical_frame"
     assert list(info.k) == k.ravel().tolist() and info.p[3] == 0.0 and info.p[2] == 3.0
-    assert from_time_msg(im.header.stamp) == from_time_msg(info.header.stamp) == 3.5
+    assert time_seconds(im.header.stamp) == time_seconds(info.header.stamp) == 3.5
 
 
 def test_object_markers_cube_and_flat_target():

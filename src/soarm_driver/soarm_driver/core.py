@@ -1,0 +1,479 @@
+"""The driver's core (ROS-free): one robot backend, the arm controller, episodes, the
+reset job, the watchdog, enable and the reconnect state machine, and the status as data.
+
+Contract (the driver node is only wiring around it):
+
+- Build the core and its backend on the thread that will call `tick` (MuJoCo's GL
+  context and the serial port belong to one thread); every backend call happens inside
+  `tick` and `close`.
+- `tick(wall, now)` once per control period: `wall` is a monotonic wall-clock time (s,
+  paces reconnection attempts), `now` the node clock (s), used as the driver clock by
+  real backends; simulated backends advance by exactly one control period per tick and
+  the sim time is the driver clock. It returns a `TickOutput`: what to publish, all
+  stamped `output.now`. It never raises for a backend failure: the core then goes to
+  ERROR, holds, disconnects and retries `connect()` every `reconnect_period` s.
+- `command(...)`, `request_enable(...)`, `request_reset(...)` and `status()` are safe to
+  call from other threads (ROS callbacks): commands are validated and queued, service
+  requests are queued and answered by `tick` (wait on the returned `Request`).
+- States: CONNECTING (before the first connection), ENABLED, DISABLED (torque off),
+  ERROR (backend failure; reconnecting). Documented in docs/interfaces.md ("driver").
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from soarm_driver.arm_controller import ArmController
+from soarm_driver.backends.base import BackendError, CameraFrame, CameraSpec, RobotBackend
+from soarm_driver.command_validation import CommandError, validate_trajectory
+from soarm_driver.episodes import EpisodeBook, Event
+from soarm_driver.joint_limits import JointLimits
+from soarm_driver.schedule import RateSchedule
+from soarm_driver.sim.stages import StageTracker
+
+DEFAULT_TASK = "Put the cube in the target zone"
+#: Measured positions within this distance (rad) of home end a reset's move.
+HOME_TOLERANCE = 0.05
+#: A reset gives up waiting for the measured pose this long after its planned move (s).
+RESET_GRACE = 10.0
+#: The same rejection reason is logged at most once per this many wall seconds.
+REJECT_LOG_PERIOD = 1.0
+
+CONNECTING, ENABLED, DISABLED, ERROR = "CONNECTING", "ENABLED", "DISABLED", "ERROR"
+#: Event kinds whose EpisodeEvent carries the episode's task stages.
+STAGE_EVENT_KINDS = ("SUCCESS", "FAILURE", "ENDED")
+
+
+@dataclass
+class DriverConfig:
+    """Everything the core needs besides the backend (radians, seconds, Hz)."""
+
+    limits: JointLimits
+    home_pose: np.ndarray
+    command_timeout: float = 0.5
+    home_speed: float = 0.8
+    control_rate_hz: float = 60.0
+    state_rate_hz: float = 30.0
+    cameras: list[CameraSpec] = field(default_factory=list)
+    #: Episode task text when reset_episode gives none; "" = the backend's task_text, else DEFAULT_TASK.
+    task: str = ""
+    reconnect_period: float = 2.0
+    #: Backend name, reported in the status.
+    backend: str = ""
+
+    def __post_init__(self):
+        self.home_pose = np.asarray(self.home_pose, dtype=float)
+        if self.home_pose.shape != (6,) or not self.limits.contains(self.home_pose):
+            raise ValueError(f"home_pose must be 6 values inside the joint limits, got {self.home_pose.tolist()}")
+        if self.control_rate_hz <= 0 or self.state_rate_hz <= 0:
+            raise ValueError("control_rate_hz and state_rate_hz must be > 0")
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+
+@dataclass
+class DriverStatus:
+    """A snapshot of the driver's state and counters (published as soarm_msgs/DriverStatus)."""
+
+    state: str = CONNECTING
+    detail: str = ""
+    backend: str = ""
+    resetting: bool = False
+    episode_index: int = -1
+    #: STAGE_* bits the running episode reached so far (0 between episodes); None: the backend cannot tell.
+    stages: int | None = None
+    #: The last backend error, kept after recovery.
+    last_error: str = ""
+    accepted: int = 0
+    rejected: int = 0
+    #: Accepted commands whose goal had to be clamped to the joint position limits.
+    clamped: int = 0
+    watchdog_trips: int = 0
+    reconnects: int = 0
+
+
+@dataclass
+class Request:
+    """A service request answered by the control thread; wait() for it, then read the fields."""
+
+    kind: str
+    args: dict
+    success: bool = False
+    message: str = ""
+    episode_index: int = -1
+    seed_used: int = -1
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, timeout: float) -> bool:
+        """True when answered within `timeout` s; otherwise the answer is a failure saying so."""
+        if self.done.wait(timeout):
+            return True
+        self.success, self.message = False, f"{self.kind} did not complete within {timeout:.0f} s"
+        return False
+
+    def answer(self, success: bool, message: str) -> None:
+        self.success, self.message = success, message
+        self.done.set()
+
+
+@dataclass
+class TickOutput:
+    """What one tick produced, all stamped `now` (driver clock, s)."""
+
+    now: float = 0.0
+    #: Sim time to publish on /clock (simulated backends), else None.
+    clock: float | None = None
+    #: Episode events in order (Event.stages filled).
+    events: list[Event] = field(default_factory=list)
+    #: Goal sent to the backend this tick (joint_commands), None while disabled or disconnected.
+    command: np.ndarray | None = None
+    #: (positions, velocities) when joint_states are due.
+    joint_state: tuple[np.ndarray, np.ndarray] | None = None
+    #: Task object poses {name: (xyz, quat_wxyz)} when joint_states are due and the backend has objects.
+    objects: dict | None = None
+    #: Camera frames due this tick.
+    frames: dict[str, CameraFrame] = field(default_factory=dict)
+    #: The status changed (state, reset, stages): publish it now.
+    status_changed: bool = False
+
+
+@dataclass
+class _ResetJob:
+    request: Request
+    seed: int
+    deadline: float
+    randomize: bool
+
+
+def _no_log(level: str, text: str) -> None:
+    pass
+
+
+class DriverCore:
+    """See the module docstring. `log(level, text)` receives "info", "warning" and "error" lines."""
+
+    def __init__(self, config: DriverConfig, backend: RobotBackend, log=_no_log):
+        self.config = config
+        self.backend = backend
+        self.log = log
+        self.simulated = bool(backend.simulated_time)
+        self.arm = ArmController(config.limits, config.command_timeout)
+        self.episodes = EpisodeBook(config.task or backend.task_text or DEFAULT_TASK)
+        # task stages of the running episode (sim task only; None: EpisodeEvent.stages stays 0)
+        self.stages = StageTracker(backend) if StageTracker.supports(backend) else None
+        self._lock = threading.Lock()  # guards _status, _sim_time, _last_reject
+        self._status = DriverStatus(backend=config.backend, stages=None if self.stages is None else 0)
+        self._status_changed = True
+        self._sim_time = 0.0
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._last_reject = (0.0, "")  # (wall time, reason) of the last logged rejection
+        # control thread only
+        self._connected = False
+        self._next_connect = 0.0
+        self._last_now: float | None = None
+        self._prev_q: np.ndarray | None = None
+        self._reset_job: _ResetJob | None = None
+        self._clamp_counted = -1  # command sequence number whose clamping was counted
+        self._state_schedule = RateSchedule(config.state_rate_hz, slack=config.period)
+        self._frame_schedules = {c.name: RateSchedule(c.fps, slack=config.period) for c in config.cameras}
+
+    # ------------------------------------------------------------------ any thread
+    def status(self) -> DriverStatus:
+        """A copy of the current status."""
+        with self._lock:
+            return DriverStatus(**vars(self._status))
+
+    def clock(self, node_now: float) -> float:
+        """The driver clock (s): the sim time for simulated backends, else `node_now`."""
+        if self.simulated:
+            with self._lock:
+                return self._sim_time
+        return node_now
+
+    def command(self, joint_names, points, stamp: float | None, now: float) -> str | None:
+        """A joint trajectory received at `now` (node clock, s): points are
+        (time_from_start s, positions, velocities). Queued for the next tick when it is valid
+        and the arm can take it; otherwise counted and the reason returned (also logged,
+        each new reason at once, repeats at most once a second)."""
+        try:
+            cmd = validate_trajectory(joint_names, points, stamp=stamp)
+        except CommandError as e:
+            return self._reject(str(e))
+        with self._lock:
+            st = self._status
+            if st.state != ENABLED:
+                why = "arm disabled: call /driver/enable first" if st.state == DISABLED else (
+                    f"driver state is {st.state}: {st.detail}")
+            elif st.resetting:
+                why = "reset_episode in progress"
+            else:
+                why = None
+        if why is not None:
+            return self._reject(why)
+        self._commands.put((cmd, self.clock(now)))
+        return None
+
+    def request_enable(self, enable: bool) -> Request:
+        """Torque on/off, applied by the next tick."""
+        req = Request("enable", {"enable": bool(enable)})
+        self._requests.put(req)
+        return req
+
+    def request_reset(self, task: str = "", seed: int = -1, randomize: bool = True) -> Request:
+        """Start a new episode: home move, then the scene reset (answered when it started)."""
+        req = Request("reset", {"task": task, "seed": int(seed), "randomize": bool(randomize)})
+        self._requests.put(req)
+        return req
+
+    # ------------------------------------------------------------------ control thread
+    def tick(self, wall: float, now: float) -> TickOutput:
+        """One control period (see the module docstring)."""
+        out = TickOutput(now=self.clock(now))
+        if not self._connected:
+            self._serve_requests(None, out)
+            if wall >= self._next_connect:
+                self._next_connect = wall + self.config.reconnect_period
+                self._connected = self._connect()
+                self._last_now = None
+        else:
+            try:
+                self._step(now, out)
+            except BackendError as e:
+                self._on_backend_error(str(e), wall)
+            except Exception as e:  # a backend bug: never die; report, hold, reconnect
+                self.log("error", f"unexpected error in the control loop: {type(e).__name__}: {e}")
+                self._on_backend_error(f"{type(e).__name__}: {e}", wall)
+        out.status_changed, self._status_changed = self._status_changed, False
+        return out
+
+    def close(self) -> None:
+        """Fail what is pending and release the backend (safe to call twice)."""
+        self._fail_reset("driver shutting down")
+        try:
+            self.backend.disconnect()
+        except Exception as e:
+            self.log("warning", f"backend disconnect: {e}")
+
+    # ------------------------------------------------------------------ internals
+    def _reject(self, why: str) -> str:
+        t = time.monotonic()
+        with self._lock:
+            self._status.rejected += 1
+            last_t, last_why = self._last_reject
+            log = why != last_why or t - last_t > REJECT_LOG_PERIOD
+            if log:
+                self._last_reject = (t, why)
+        if log:
+            self.log("error", f"joint_trajectory rejected, arm not moved: {why}")
+        return why
+
+    def _update(self, **fields) -> None:
+        with self._lock:
+            for k, v in fields.items():
+                if getattr(self._status, k) != v:
+                    setattr(self._status, k, v)
+                    self._status_changed = True
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            setattr(self._status, counter, getattr(self._status, counter) + 1)
+
+    def _state(self) -> tuple[str, str]:
+        with self._lock:
+            return self._status.state, self._status.detail
+
+    def _connect(self) -> bool:
+        try:
+            self.backend.connect()
+            q = self.backend.read_positions()
+            enabled = bool(self.backend.enabled_on_start)
+            self.backend.set_torque(enabled)
+        except Exception as e:  # BackendError, or a backend bug: never let the control thread die
+            detail = str(e) if isinstance(e, BackendError) else f"{type(e).__name__}: {e}"
+            self._update(state=ERROR, detail=f"connect failed: {detail}")
+            self.log("error", f"backend connect failed (retrying every {self.config.reconnect_period:g} s): {detail}")
+            try:
+                self.backend.disconnect()
+            except Exception:
+                pass
+            return False
+        self.arm.set_enabled(enabled, q)
+        self._prev_q = None
+        state, _ = self._state()
+        if state == ERROR:
+            self._count("reconnects")
+        self._update(state=ENABLED if enabled else DISABLED, detail="")
+        self.log("info", f"backend connected, torque {'on' if enabled else 'off (call /driver/enable)'}")
+        return True
+
+    def _on_backend_error(self, detail: str, wall: float) -> None:
+        self.log("error", f"backend error, holding and reconnecting: {detail}")
+        self._connected = False
+        self._next_connect = wall + self.config.reconnect_period
+        self._update(last_error=detail)
+        self.arm.hold()
+        self._drain_commands()
+        self._fail_reset(f"backend error: {detail}")
+        self._update(state=ERROR, detail=detail)
+        try:
+            self.backend.disconnect()
+        except Exception:
+            pass
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                self._commands.get_nowait()
+            except queue.Empty:
+                return
+
+    def _advance_time(self, now: float) -> tuple[float, float]:
+        """Advance the backend by one tick; returns (driver clock, dt)."""
+        period = self.config.period
+        if self.simulated:
+            self.backend.advance(period)
+            with self._lock:
+                self._sim_time += period
+                return self._sim_time, period
+        dt = period if self._last_now is None else min(max(now - self._last_now, 0.0), 2 * period)
+        self.backend.advance(dt)
+        return now, dt
+
+    def _step(self, node_now: float, out: TickOutput) -> None:
+        now, dt = self._advance_time(node_now)
+        self._last_now = now
+        out.now = now
+        out.clock = now if self.simulated else None
+        q = self.backend.read_positions()
+        v = self.backend.read_velocities()
+        if v is None:
+            v = np.zeros(6) if self._prev_q is None or dt <= 0 else (q - self._prev_q) / dt
+        self._prev_q = q
+        self._serve_requests(q, out)
+        if self.arm.enabled:
+            self._apply_commands()
+            step = self.arm.step(now, dt)
+            if step.watchdog_tripped:
+                self._count("watchdog_trips")
+                self.log("warning", f"watchdog: command stream stopped for > {self.arm.watchdog.timeout:g} s "
+                                    "mid-motion; holding")
+            if step.limits.position_clamped.any() and self.arm.command_seq != self._clamp_counted:
+                self._clamp_counted = self.arm.command_seq
+                self._count("clamped")
+            self.backend.write_goal_positions(step.goal)
+            out.command = step.goal
+        else:
+            self._drain_commands()
+            self.arm.sync(q)
+        self._advance_reset(q, out)
+        if self.stages is not None and self.episodes.running:
+            self._update(stages=self.stages.update())
+        if self._state_schedule.due(now):
+            out.joint_state = (q, v)
+            out.objects = self.backend.object_poses() or None
+            event = self.episodes.outcome(self.backend.task_outcome())
+            if event is not None:
+                self._emit(event, out)
+                self.log("info", f"episode {event.episode_index}: {event.kind}")
+        due = [c for c in self.config.cameras if self._frame_schedules[c.name].due(now)]
+        if due:
+            out.frames = self.backend.capture_frames(due)
+
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                cmd, received = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if self._reset_job is None:
+                self.arm.command(cmd, received)
+                self._count("accepted")
+
+    def _emit(self, event: Event, out: TickOutput) -> None:
+        seed = event.seed if self.simulated else -1  # a seeded scene only in simulation
+        stages = self.stages.stages if self.stages is not None and event.kind in STAGE_EVENT_KINDS else 0
+        out.events.append(event._replace(seed=seed, stages=stages))
+
+    # ------------------------------------------------------------------ services (control thread)
+    def _serve_requests(self, q: np.ndarray | None, out: TickOutput) -> None:
+        while True:
+            try:
+                req: Request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if req.kind == "enable":
+                self._enable(req, q)
+            else:
+                self._start_reset(req, q, out)
+
+    def _enable(self, req: Request, q: np.ndarray | None) -> None:
+        want = req.args["enable"]
+        if q is None:
+            req.answer(False, f"backend not connected ({self._state()[1]})")
+            return
+        try:
+            self.backend.set_torque(want)
+        except BackendError as e:
+            req.answer(False, f"torque {'on' if want else 'off'} failed: {e}")
+            raise
+        self.arm.set_enabled(want, q)
+        self._drain_commands()
+        if not want:
+            self._fail_reset("arm disabled during reset")
+        self._update(state=ENABLED if want else DISABLED, detail="")
+        req.answer(True, "torque on" if want else "torque off")
+        self.log("info", f"/driver/enable: {req.message}")
+
+    def _start_reset(self, req: Request, q: np.ndarray | None, out: TickOutput) -> None:
+        if q is None or not self.arm.enabled or self._reset_job is not None:
+            state, detail = self._state()
+            if self._reset_job is not None:
+                req.answer(False, "a reset is already in progress")
+            elif state == DISABLED:
+                req.answer(False, "arm disabled: call /driver/enable first")
+            else:
+                req.answer(False, f"driver state {state}: {detail}")
+            return
+        a = req.args
+        seed = a["seed"] if a["seed"] >= 0 else int(np.random.default_rng().integers(0, 2**31 - 1))
+        for event in self.episodes.begin_reset(a["task"], seed):
+            self._emit(event, out)
+        duration = self.arm.move_to(self.config.home_pose, self.config.home_speed, out.now)
+        self._drain_commands()
+        self._update(resetting=True, episode_index=self.episodes.index, stages=None if self.stages is None else 0)
+        self._reset_job = _ResetJob(req, seed, deadline=out.now + duration + RESET_GRACE, randomize=a["randomize"])
+
+    def _advance_reset(self, q: np.ndarray, out: TickOutput) -> None:
+        job = self._reset_job
+        if job is None:
+            return
+        home = self.config.home_pose
+        home_reached = self.arm.reached(home) and bool(np.all(np.abs(q - home) <= HOME_TOLERANCE))
+        if not home_reached and out.now < job.deadline:
+            return
+        if not home_reached:
+            self.log("warning", f"reset: measured pose still {np.max(np.abs(q - home)):.3f} rad from home; "
+                                "starting anyway")
+        self.backend.reset_scene(job.seed, job.randomize)
+        if self.stages is not None:
+            self.stages.reset()
+        self._reset_job = None
+        self._update(resetting=False)
+        self._emit(self.episodes.start(job.seed), out)
+        job.request.episode_index, job.request.seed_used = self.episodes.index, job.seed
+        job.request.answer(True, f"episode {self.episodes.index} started (seed {job.seed})")
+        self.log("info", job.request.message)
+
+    def _fail_reset(self, why: str) -> None:
+        job, self._reset_job = self._reset_job, None
+        self._update(resetting=False)
+        if job is not None:
+            job.request.answer(False, why)
