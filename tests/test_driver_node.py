@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from soarm_driver.robot import UPPER_LIMITS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
 from test_driver_helpers import JOINTS, Collector, SceneAfterReset, Status, start_driver, stamp_s, trajectory
 
 pytestmark = pytest.mark.dds
 
-UPPER = [1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533]
+UPPER = list(UPPER_LIMITS)
 
 
 def positions(msg):

@@ -29,11 +29,24 @@ def test_both_packages_joint_names_match_the_urdf():
     """The driver and the policy package each keep their own JOINT_NAMES (they never import each
     other); both must equal the URDF's movable joints, in motor-id order."""
     from soarm_act_policy.joints import JOINT_NAMES as policy_joints
-    from soarm_driver.backends.base import JOINT_NAMES as driver_joints
+    from soarm_driver.robot import JOINT_NAMES as driver_joints
 
     movable = [j.name for j in parse_joints(URDF.read_text()).values() if j.type != "fixed"]
     assert list(driver_joints) == movable
     assert list(policy_joints) == movable
+
+
+def test_both_packages_joint_limits_and_home_pose_match_the_urdf():
+    """Joint limits are written once per package (soarm_driver/robot.py, soarm_act_policy/joints.py):
+    both equal the URDF's <limit> values exactly; the driver's home pose lies inside them."""
+    from soarm_act_policy.joints import URDF_LIMITS as policy_limits
+    from soarm_driver import robot
+
+    movable = [j for j in parse_joints(URDF.read_text()).values() if j.type != "fixed"]
+    urdf = {j.name: (j.lower, j.upper) for j in movable}
+    assert dict(zip(robot.JOINT_NAMES, zip(robot.LOWER_LIMITS, robot.UPPER_LIMITS))) == urdf
+    assert policy_limits == urdf
+    assert all(lo <= q <= hi for q, (lo, hi) in zip(robot.HOME_POSE, urdf.values())), robot.HOME_POSE
 
 
 def test_urdf_tree_is_connected_with_contract_joint_names():

@@ -32,10 +32,13 @@ from .checkpoint import (
     CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
 from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot, resolve_mode
+from .events import kind_names
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
 from .units import JOINT_NAMES, UNITS
 
 JOINT_TOPIC = "joint_states"
+#: {EpisodeEvent kind: name}, from the message's constants.
+EVENT_KINDS = kind_names(EpisodeEvent)
 
 SENSOR_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
@@ -225,7 +228,7 @@ class PolicyNode(Node):
                 self.loop.episode_started()
                 self.get_logger().info(f"episode {msg.episode_index} started: policy state cleared")
             elif msg.kind in (EpisodeEvent.SUCCESS, EpisodeEvent.FAILURE, EpisodeEvent.ENDED, EpisodeEvent.RESET):
-                kind = {1: "SUCCESS", 2: "FAILURE", 3: "RESET", 4: "ENDED"}[msg.kind]
+                kind = EVENT_KINDS[msg.kind]
                 self.loop.episode_over(f"episode {msg.episode_index} {kind}: waiting for the next STARTED")
 
     def _on_enable(self, request, response):

@@ -21,17 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .joints import JOINT_NAMES
-
-#: SO-101 URDF joint limits, radians.
-URDF_LIMITS: dict[str, tuple[float, float]] = {
-    "shoulder_pan": (-1.91986, 1.91986),
-    "shoulder_lift": (-1.74533, 1.74533),
-    "elbow_flex": (-1.69, 1.69),
-    "wrist_flex": (-1.65806, 1.65806),
-    "wrist_roll": (-2.74385, 2.84121),
-    "gripper": (-0.174533, 1.74533),
-}
+from .joints import JOINT_NAMES, URDF_LIMITS
 
 UNITS = ("radians", "lerobot_degrees", "lerobot_range100")
 GRIPPER = "gripper"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from soarm_act_policy.bags import BagError, BagWriter, find_msg_dir, make_typestore, open_bag
-from soarm_act_policy.bags.synthetic import ENDED, STARTED, episode_event, joint_state, write_messages
+from soarm_act_policy.bags.synthetic import episode_event, joint_state, write_messages
+from soarm_act_policy.events import ENDED, STARTED
 
 
 def test_typestore_reads_soarm_msgs_from_msg_files():

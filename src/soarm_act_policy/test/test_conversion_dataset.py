@@ -10,7 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from soarm_act_policy.bags.synthetic import JOINTS, DemoSpec, frame_image, joint_value, stamps, write_demo_bag
+from soarm_act_policy.joints import JOINT_NAMES as JOINTS
+from soarm_act_policy.bags.synthetic import DemoSpec, frame_image, joint_value, stamps, write_demo_bag
 from soarm_act_policy.conversion import Options, convert
 from soarm_act_policy.conversion.cli import main as cli_main
 
@@ -198,7 +199,8 @@ def test_bag_recorded_before_the_seed_field(tmp_path):
 
     from soarm_act_policy.bags import open_bag
     from soarm_act_policy.bags.reader import LEGACY_DEFINITIONS
-    from soarm_act_policy.bags.synthetic import STARTED, T_EVENT, _header, demo_messages
+    from soarm_act_policy.bags.synthetic import T_EVENT, _header, demo_messages
+    from soarm_act_policy.events import STARTED
     from soarm_act_policy.conversion.episode_meta import read_episode_columns
 
     old = get_typestore(Stores.ROS2_KILTED)

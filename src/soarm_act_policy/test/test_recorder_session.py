@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from soarm_act_policy.bags import open_bag
-from soarm_act_policy.bags.session import ENDED, RESET, STARTED, SUCCESS, EpisodeRecorder
+from soarm_act_policy.bags.session import EpisodeRecorder
+from soarm_act_policy.events import ENDED, RESET, STARTED, SUCCESS
 from soarm_act_policy.bags.synthetic import episode_event, joint_state
 from soarm_act_policy.bags.topics import load_topics
 

@@ -37,16 +37,15 @@ from visualization_msgs.msg import MarkerArray
 from soarm_driver.backends import make_backend
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec
 from soarm_driver.core import DriverConfig, DriverCore, TickOutput
-from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
+from soarm_driver.joint_limits import JointLimits
 from soarm_driver.messages import camera_msgs, episode_event, joint_state, object_markers
 from soarm_driver.ros_support import (
     EXIT_CONFIG, EXIT_OK, ConfigurationError, declare_parameter, declare_parameters, duration_seconds, time_msg,
     time_seconds,
 )
+from soarm_driver.robot import HOME_POSE, LOWER_LIMITS, UPPER_LIMITS
 from soarm_driver.schedule import WallPacer
 
-#: Gripper above the table in front of the arm, jaws half open (rad).
-DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
 #: Parameters under these prefixes are passed to the backend (prefix stripped).
 BACKEND_PARAM_PREFIXES = ("sim.", "mock.", "feetech.")
 #: How long a service callback waits for the control thread's answer (s).
@@ -59,11 +58,11 @@ PARAMETERS = [
     ("camera_names", ["front", "wrist"], "Cameras to publish; each has cameras.<name>.{width,height,fps,source}."),
     ("state_rate_hz", 30.0, "Rate of joint_states (Hz)."),
     ("control_rate_hz", 60.0, "Control loop rate (Hz): trajectory sampling, safety limits, joint_commands."),
-    ("joint_lower_limits", list(URDF_LOWER), "Lower joint limits (rad), joint order shoulder_pan..gripper."),
-    ("joint_upper_limits", list(URDF_UPPER), "Upper joint limits (rad), joint order shoulder_pan..gripper."),
+    ("joint_lower_limits", list(LOWER_LIMITS), "Lower joint limits (rad), joint order shoulder_pan..gripper."),
+    ("joint_upper_limits", list(UPPER_LIMITS), "Upper joint limits (rad), joint order shoulder_pan..gripper."),
     ("max_joint_velocity", [3.0] * 6, "Maximum joint speed (rad/s), one value or one per joint."),
     ("command_timeout", 0.5, "Watchdog (s): hold when a command stream stops this long mid-motion; 0 disables."),
-    ("home_pose", list(DEFAULT_HOME), "Home pose (rad): start pose of sim/mock, reached on reset_episode."),
+    ("home_pose", list(HOME_POSE), "Home pose (rad): start pose of sim/mock, reached on reset_episode."),
     ("home_speed", 0.8, "Speed (rad/s, fastest joint) of the move to home on reset_episode."),
     ("real_time_factor", 1.0, "Simulated backends: sim seconds per wall second (pacing of the simulation)."),
     ("task", "", "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK."),

@@ -1,6 +1,7 @@
 """Joint position and velocity limits applied to every goal before it reaches a backend.
 
-ROS-free. All values in radians and rad/s, JOINT_NAMES order.
+ROS-free. All values in radians and rad/s, JOINT_NAMES order; position limits default to
+the SO-101's (soarm_driver.robot).
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soarm_driver.backends.base import JOINT_NAMES
+from soarm_driver.robot import JOINT_NAMES, LOWER_LIMITS, UPPER_LIMITS
 
-#: SO-101 joint limits (rad) from its URDF/MJCF (`so101_new_calib`).
-URDF_LOWER = (-1.91986, -1.74533, -1.69, -1.65806, -2.74385, -0.17453)
-URDF_UPPER = (1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533)
+#: Former names of robot.LOWER_LIMITS / robot.UPPER_LIMITS (aliases, not a second definition).
+URDF_LOWER, URDF_UPPER = LOWER_LIMITS, UPPER_LIMITS
 
 
 def _per_joint(values, name: str) -> np.ndarray:
@@ -42,7 +42,7 @@ class LimitResult:
 class JointLimits:
     """Position limits [lower, upper] and a maximum speed per joint."""
 
-    def __init__(self, lower=URDF_LOWER, upper=URDF_UPPER, max_velocity=2.0):
+    def __init__(self, lower=LOWER_LIMITS, upper=UPPER_LIMITS, max_velocity=2.0):
         self.lower = _per_joint(lower, "joint lower limits")
         self.upper = _per_joint(upper, "joint upper limits")
         self.max_velocity = _per_joint(max_velocity, "max_joint_velocity")

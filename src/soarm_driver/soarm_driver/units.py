@@ -5,8 +5,8 @@ in degrees, 0 at the middle of each joint's calibrated range; with the "new cali
 URDF/MJCF (`so101_new_calib`) that zero is the model's zero, so radians are
 degrees * pi / 180. The gripper is always reported in 0..100 (0 = closed, 100 =
 open, over the range recorded during LeRobot's calibration); it maps linearly onto
-the gripper joint's range in the model, [-0.17453, 1.74533] rad (closed at the
-lower limit, as in the MJCF). Used by the Feetech backend and by teleop's leader mode.
+the gripper joint's range in the model (soarm_driver.robot: closed at the lower limit,
+open at the upper one, as in the MJCF). Used by the Feetech backend and by teleop's leader mode.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Mapping
 
 import numpy as np
 
-from soarm_driver.backends.base import JOINT_NAMES
+from soarm_driver.robot import JOINT_NAMES, LOWER_LIMITS, UPPER_LIMITS
 
 BODY_JOINTS = JOINT_NAMES[:5]
 GRIPPER = JOINT_NAMES[5]
-#: Gripper joint angle (rad) at LeRobot's 0 (closed) and 100 (open).
-GRIPPER_CLOSED_RAD = -0.17453
-GRIPPER_OPEN_RAD = 1.74533
+#: Gripper joint angle (rad) at LeRobot's 0 (closed) and 100 (open): the joint's limits.
+GRIPPER_CLOSED_RAD = LOWER_LIMITS[5]
+GRIPPER_OPEN_RAD = UPPER_LIMITS[5]
 
 
 def gripper_percent_to_radians(

@@ -9,7 +9,8 @@ import pytest
 from soarm_driver.arm_controller import ArmController
 from soarm_driver.backends.base import JOINT_NAMES
 from soarm_driver.command_validation import CommandError, TrajectoryCommand, validate_trajectory
-from soarm_driver.joint_limits import URDF_LOWER, URDF_UPPER, JointLimits
+from soarm_driver.joint_limits import JointLimits
+from soarm_driver.robot import LOWER_LIMITS, UPPER_LIMITS
 from soarm_driver.trajectory_follower import TrajectoryFollower
 from soarm_driver.watchdog import CommandWatchdog
 
@@ -29,8 +30,8 @@ def traj(times, positions, velocities=None, stamp=None):
 def test_limits_clamp_positions_to_urdf_range():
     lim = JointLimits()
     q = lim.clamp([10, -10, 0, 0, 5, -5])
-    assert q[0] == pytest.approx(URDF_UPPER[0]) and q[1] == pytest.approx(URDF_LOWER[1])
-    assert q[4] == pytest.approx(URDF_UPPER[4]) and q[5] == pytest.approx(URDF_LOWER[5])
+    assert q[0] == pytest.approx(UPPER_LIMITS[0]) and q[1] == pytest.approx(LOWER_LIMITS[1])
+    assert q[4] == pytest.approx(UPPER_LIMITS[4]) and q[5] == pytest.approx(LOWER_LIMITS[5])
     assert lim.contains(q) and not lim.contains([10, 0, 0, 0, 0, 0])
 
 
@@ -201,7 +202,7 @@ def test_goals_clamped_to_joint_limits():
     arm = controller(vmax=100.0)
     arm.command(traj([0.0], [5.0] * 6), 0.0)
     run(arm, 0.0, 0.2)
-    np.testing.assert_allclose(arm.goal, URDF_UPPER)
+    np.testing.assert_allclose(arm.goal, UPPER_LIMITS)
 
 
 def test_controller_watchdog_holds_streamed_far_goal():

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from soarm_driver.backends.base import JOINT_NAMES, BackendError
+from soarm_driver.units import GRIPPER_CLOSED_RAD, GRIPPER_OPEN_RAD
 
 PING, READ, WRITE, SYNC_READ, SYNC_WRITE = 1, 2, 3, 0x82, 0x83
 BROADCAST = 0xFE
@@ -125,7 +126,7 @@ def ticks_to_rad(ticks: int, joint: int) -> float:
     """Expected conversion (LeRobot degrees mid-range 2000, gripper 0..100 over 1000..3000)."""
     if joint < 5:
         return math.radians((ticks - 2000) * 360 / 4095)
-    return -0.17453 + (ticks - 1000) / 2000 * (1.74533 + 0.17453)
+    return GRIPPER_CLOSED_RAD + (ticks - 1000) / 2000 * (GRIPPER_OPEN_RAD - GRIPPER_CLOSED_RAD)
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from soarm_driver.robot import LOWER_LIMITS, UPPER_LIMITS
 from soarm_driver.teleop_leader import LeaderArm, leader_action_to_radians
+
+CLOSED, OPEN = LOWER_LIMITS[5], UPPER_LIMITS[5]  # the gripper joint's limits (rad)
 
 
 def reading(**overrides):
@@ -20,9 +23,9 @@ def reading(**overrides):
 def test_body_degrees_and_gripper_percent_map_to_radians():
     q = leader_action_to_radians(reading())
     np.testing.assert_allclose(q[:5], [math.pi / 2, -math.pi / 4, math.pi / 6, 0.0, -math.pi])
-    assert q[5] == pytest.approx(-0.17453)  # gripper 0 % = closed = lower joint limit
-    assert leader_action_to_radians(reading(**{"gripper.pos": 100.0}))[5] == pytest.approx(1.74533)
-    assert leader_action_to_radians(reading(**{"gripper.pos": 50.0}))[5] == pytest.approx((1.74533 - 0.17453) / 2)
+    assert q[5] == pytest.approx(CLOSED)  # gripper 0 % = closed = lower joint limit
+    assert leader_action_to_radians(reading(**{"gripper.pos": 100.0}))[5] == pytest.approx(OPEN)
+    assert leader_action_to_radians(reading(**{"gripper.pos": 50.0}))[5] == pytest.approx((CLOSED + OPEN) / 2)
 
 
 def test_bad_readings_are_rejected():

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..events import ENDED, EVENT_NAMES, RESET, STARTED
 from .reader import normalize_topic
 from .typestore import make_typestore
 from .writer import BagWriter
 
-STARTED, SUCCESS, FAILURE, RESET, ENDED = 0, 1, 2, 3, 4
 _NAME = re.compile(r"^\.?episode_(\d+)_")
 
 
@@ -199,7 +199,7 @@ class EpisodeRecorder:
         elif kind in (ENDED, RESET):
             if self.current is not None and self.current.takes(stamp_ns):
                 self.current.write(topic, time_ns, raw)
-                self._end_current(stamp_ns, {ENDED: "ENDED", RESET: "RESET"}[kind])
+                self._end_current(stamp_ns, EVENT_NAMES[kind])
         else:  # SUCCESS / FAILURE: into the episode whose window holds the stamp
             for b in self._open_bags():
                 if b.takes(stamp_ns):

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..events import ENDED, STARTED
+from ..joints import JOINT_NAMES
 from .typestore import make_typestore
 from .writer import BagWriter
 
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 T_JOINT_STATE = "sensor_msgs/msg/JointState"
 T_IMAGE = "sensor_msgs/msg/Image"
 T_EVENT = "soarm_msgs/msg/EpisodeEvent"
-STARTED, SUCCESS, FAILURE, RESET, ENDED = 0, 1, 2, 3, 4
 
 
 def _types():
@@ -95,7 +95,7 @@ class DemoSpec:
     height: int = 48
     width: int = 64
     encoding: str = "rgb8"
-    joint_names: tuple[str, ...] = JOINTS
+    joint_names: tuple[str, ...] = JOINT_NAMES
     #: (start s, end s, task) per episode, with events; empty = no events
     episodes: list[tuple[float, float, str]] = field(default_factory=list)
     #: scene seed per episode (in its STARTED and ENDED events); missing = -1

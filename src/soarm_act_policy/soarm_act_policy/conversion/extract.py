@@ -19,10 +19,6 @@ from ..bags import BagError, BagReader
 from .images import check_image_layout
 from .options import Options
 
-STARTED, SUCCESS, FAILURE, RESET, ENDED = 0, 1, 2, 3, 4
-EVENT_NAMES = {STARTED: "STARTED", SUCCESS: "SUCCESS", FAILURE: "FAILURE", RESET: "RESET",
-               ENDED: "ENDED"}
-
 
 def stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from . import align
-from .extract import ENDED, EVENT_NAMES, FAILURE, RESET, STARTED, SUCCESS, BagData, ImageStream, JointStream
+from ..events import ENDED, EVENT_NAMES, FAILURE, RESET, STARTED, SUCCESS
+from .extract import BagData, ImageStream, JointStream
 from .options import Options
 
 NS = 1e-9

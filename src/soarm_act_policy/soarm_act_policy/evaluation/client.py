@@ -29,9 +29,9 @@ from std_srvs.srv import SetBool, Trigger
 from soarm_msgs.msg import EpisodeEvent, PolicyStatus
 from soarm_msgs.srv import ResetEpisode
 
+from ..joints import JOINT_NAMES
 from .report import EpisodeResult, latency_stats
 
-JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 EVENTS_QOS = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
     history=HistoryPolicy.KEEP_LAST,

@@ -22,7 +22,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from soarm_msgs.msg import EpisodeEvent
 from soarm_msgs.srv import ResetEpisode
 
-from ..evaluation.client import JOINT_NAMES, EvalClient, EvalSettings, EvaluationError, stamp_seconds
+from ..evaluation.client import EvalClient, EvalSettings, EvaluationError, stamp_seconds
+from ..joints import JOINT_NAMES
 from .core import ReplayEpisode, ReplayResult, Timeline, Window, WindowPlanner, lead_in_time, state_error
 
 TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

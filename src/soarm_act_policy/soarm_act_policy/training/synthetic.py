@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+from ..joints import JOINT_NAMES
+
 TASK = "Put the cube in the target zone"
 
 
 def dataset_features(cameras=("front", "wrist"), width: int = 128, height: int = 96) -> dict:
-    names = [f"{j}.pos" for j in JOINTS]
+    names = [f"{j}.pos" for j in JOINT_NAMES]
     features = {
-        "observation.state": {"dtype": "float32", "shape": (len(JOINTS),), "names": names},
-        "action": {"dtype": "float32", "shape": (len(JOINTS),), "names": names},
+        "observation.state": {"dtype": "float32", "shape": (len(JOINT_NAMES),), "names": names},
+        "action": {"dtype": "float32", "shape": (len(JOINT_NAMES),), "names": names},
     }
     for cam in cameras:
         features[f"observation.images.{cam}"] = {
@@ -54,7 +55,7 @@ def make_synthetic_dataset(
         robot_type="so101_follower",
         use_videos=True,
     )
-    home = np.zeros(len(JOINTS), dtype=np.float32)
+    home = np.zeros(len(JOINT_NAMES), dtype=np.float32)
     for _ in range(episodes):
         cube = rng.uniform(-1.0, 1.0, size=2)
         goal = np.array([0.6 * cube[0], 0.5 + 0.3 * cube[1], -0.6, 0.4, 0.0, 0.8], dtype=np.float32)

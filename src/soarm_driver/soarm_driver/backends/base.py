@@ -20,15 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: SO-101 joint names in motor-id order (ids 1..6), as in its URDF and in LeRobot.
-JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from soarm_driver.robot import JOINT_NAMES  # noqa: F401 - re-exported: the backends' joint order
 
 
 class BackendError(RuntimeError):

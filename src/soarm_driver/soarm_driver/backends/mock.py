@@ -15,9 +15,10 @@ import time
 import numpy as np
 
 from soarm_driver.backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend
+from soarm_driver.robot import LOWER_LIMITS, UPPER_LIMITS
 
-_LOWER = np.array([-1.91986, -1.74533, -1.69, -1.65806, -2.74385, -0.17453])
-_UPPER = np.array([1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533])
+_LOWER = np.array(LOWER_LIMITS)
+_UPPER = np.array(UPPER_LIMITS)
 _NOMINAL_CUBE = np.array([0.25, 0.0, 0.0125])
 
 

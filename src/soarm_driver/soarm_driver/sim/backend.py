@@ -40,12 +40,13 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend  # noqa: E402
+from ..robot import HOME_POSE  # noqa: E402
 from .expert import grasp_tool_offset  # noqa: E402
 from .scene import CUBE, GRIPPER_SITE, TARGET, SceneConfig, build_scene  # noqa: E402
 
 TASK = "Put the cube in the target zone"
-#: Arm start/home pose (rad): gripper above the workspace, jaws half open.
-DEFAULT_HOME = (0.0, -1.2, 1.3, 1.0, 0.0, 0.3)
+#: Arm start pose (rad) when the driver gives none: the robot's home pose.
+DEFAULT_HOME = HOME_POSE
 #: Success: the cube's bottom is at most this high above the table (m), and slower than this (m/s).
 RESTING_HEIGHT = 0.005
 RESTING_SPEED = 0.02

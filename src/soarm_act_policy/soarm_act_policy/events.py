@@ -1,0 +1,31 @@
+"""EpisodeEvent kinds and stage bits for the ROS-free code (bags, conversion), read from the
+soarm_msgs definition itself (EpisodeEvent.msg, through the project's rosbags typestore):
+the `.msg` file is the one place their values are written.
+
+`kind_names(msg_class)` gives {value: name} for any EpisodeEvent class (rclpy's or the
+typestore's); nodes use it for log and hold-reason texts.
+"""
+
+from __future__ import annotations
+
+from .bags.typestore import make_typestore
+
+EVENT_TYPE = "soarm_msgs/msg/EpisodeEvent"
+#: Names of the kind constants of EpisodeEvent (their values come from the message).
+KIND_CONSTANTS = ("STARTED", "SUCCESS", "FAILURE", "RESET", "ENDED")
+
+_EpisodeEvent = make_typestore().types[EVENT_TYPE]
+STARTED: int = _EpisodeEvent.STARTED
+SUCCESS: int = _EpisodeEvent.SUCCESS
+FAILURE: int = _EpisodeEvent.FAILURE
+RESET: int = _EpisodeEvent.RESET
+ENDED: int = _EpisodeEvent.ENDED
+
+
+def kind_names(msg_class=_EpisodeEvent) -> dict[int, str]:
+    """{kind value: constant name} of an EpisodeEvent class."""
+    return {getattr(msg_class, name): name for name in KIND_CONSTANTS}
+
+
+#: {kind value: name}, e.g. EVENT_NAMES[SUCCESS] == "SUCCESS".
+EVENT_NAMES: dict[int, str] = kind_names()
