@@ -47,9 +47,9 @@ def test_feetech_without_arm_reports_error_and_retries(start_node, ros_node, tmp
             params={"backend": "feetech", "port": port, "calibration_file": str(calibration(tmp_path)),
                     "reconnect_period": 0.5, "status_period": 0.2, "camera_names": [""]},  # fmt: skip
         )
-        ros_node.wait_for(lambda: status.last().get("state") == "ERROR", 60, what="ERROR state in /driver/status")
+        ros_node.wait_for(lambda: status.state() == "ERROR", 60, what="ERROR state in /driver/status")
         st = status.last()
-        assert port in st["detail"] and expect in st["detail"], st
+        assert port in st.detail and expect in st.detail, st
         # it keeps retrying (log shows several attempts) and stays alive
         ros_node.wait_for(lambda: proc.log().count("backend connect failed") >= 2, 20, what="2 connect attempts")
         assert proc.alive()
@@ -57,7 +57,7 @@ def test_feetech_without_arm_reports_error_and_retries(start_node, ros_node, tmp
         ros_node.wait_for(lambda: pub.get_subscription_count() > 0, 10, what="subscription")
         time.sleep(0.5)
         pub.publish(trajectory([(0.0, [0.1] * 6)]))
-        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="command rejected in ERROR")
+        ros_node.wait_for(lambda: status.get("rejected", 0) >= 1, 10, what="command rejected in ERROR")
         r = ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=True), timeout=20)
         assert not r.success and "not connected" in r.message
         r = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=1), timeout=20)
@@ -77,9 +77,9 @@ def test_bus_failure_mid_run_error_state_then_recovery(start_node, ros_node):
     status = Status(ros_node)
     proc, states, commands = start_driver(start_node, ros_node, params=params)
     # the failure comes 4 s after connecting (after start_driver has seen joint_states)
-    ros_node.wait_for(lambda: status.last().get("reconnects") == 1, 30, what="one reconnection")
+    ros_node.wait_for(lambda: status.get("reconnects") == 1, 30, what="one reconnection")
     st = status.last()
-    assert st["state"] == "ENABLED" and "simulated bus failure" in st["last_error"], st
+    assert status.state() == "ENABLED" and "simulated bus failure" in st.last_error, st
     log = proc.log()
     assert "backend error, holding and reconnecting: mock: simulated bus failure" in log
     assert log.count("backend connect failed") >= 2  # down for 1.5 s, retried every 0.5 s
@@ -118,7 +118,7 @@ def test_feetech_driver_on_simulated_servos_enable_move_unplug_replug(start_node
         params = {"backend": "feetech", "port": bus.port, "calibration_file": str(calibration(tmp_path)),
                   "reconnect_period": 0.5, "status_period": 0.2, "camera_names": [""]}  # fmt: skip
         proc, states, commands = start_driver(start_node, ros_node, backend="feetech", params=params, timeout=90)
-        ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 20, what="DISABLED (torque off on start)")
+        ros_node.wait_for(lambda: status.state() == "DISABLED", 20, what="DISABLED (torque off on start)")
         expected = [fb.ticks_to_rad(2048, j) for j in range(6)]
         msg = states.last()
         np.testing.assert_allclose(dict(zip(msg.name, msg.position))["shoulder_pan"], expected[0], atol=1e-6)
@@ -128,7 +128,7 @@ def test_feetech_driver_on_simulated_servos_enable_move_unplug_replug(start_node
         time.sleep(0.5)
         target = [0.3, -0.2, 0.2, 0.1, 0.5, 1.0]
         pub.publish(trajectory([(0.0, target)]))
-        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="rejection while disabled")
+        ros_node.wait_for(lambda: status.get("rejected", 0) >= 1, 10, what="rejection while disabled")
         assert bus.get(1, fb.GOAL) == 2048 and bus.mem[1][fb.TORQUE_ENABLE] == 0
 
         assert ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=True), timeout=20).success
@@ -144,13 +144,13 @@ def test_feetech_driver_on_simulated_servos_enable_move_unplug_replug(start_node
         np.testing.assert_allclose(goals, target, atol=2e-3)
 
         bus.silent = True
-        ros_node.wait_for(lambda: status.last().get("state") == "ERROR", 20, what="ERROR when the servos are silent")
-        assert "reading positions" in status.last()["detail"] or "writing goals" in status.last()["detail"]
+        ros_node.wait_for(lambda: status.state() == "ERROR", 20, what="ERROR when the servos are silent")
+        assert "reading positions" in status.last().detail or "writing goals" in status.last().detail
         time.sleep(1.0)
         assert proc.alive()
         bus.silent = False
-        ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 20, what="reconnected, disabled")
-        assert status.last()["reconnects"] == 1
+        ros_node.wait_for(lambda: status.state() == "DISABLED", 20, what="reconnected, disabled")
+        assert status.last().reconnects == 1
         assert all(bus.mem[i][fb.TORQUE_ENABLE] == 0 for i in range(1, 7))
     finally:
         bus.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -89,18 +88,29 @@ def start_driver(start_node, ros, params=None, timeout=60.0, backend="mock"):
 
 
 class Status:
-    """The driver's ~/status (JSON in std_msgs/String, transient local)."""
+    """The driver's ~/status (soarm_msgs/DriverStatus, reliable, transient local)."""
 
     def __init__(self, ros, topic="/driver/status"):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from std_msgs.msg import String
+        from soarm_msgs.msg import DriverStatus
 
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._c = Collector(ros, String, topic, qos)
+        self._c = Collector(ros, DriverStatus, topic, qos)
+        self._names = {getattr(DriverStatus, n): n for n in ("CONNECTING", "ENABLED", "DISABLED", "ERROR")}
 
-    def last(self) -> dict:
+    def last(self):
+        """The newest DriverStatus, None before the first."""
+        return self._c.last()
+
+    def state(self) -> str | None:
+        """Name of the newest state ("ENABLED", ...), None before the first status."""
         m = self._c.last()
-        return json.loads(m.data) if m else {}
+        return None if m is None else self._names[m.state]
+
+    def get(self, name: str, default=None):
+        """A field of the newest status, `default` before the first."""
+        m = self._c.last()
+        return default if m is None else getattr(m, name)
 
 
 def stamp_ns(header) -> int:

@@ -95,7 +95,12 @@ def test_newer_trajectory_replaces_older(start_node, ros_node):
 
 
 def test_clamped_to_limits_and_velocity_limited(start_node, ros_node):
-    proc, states, commands = start_driver(start_node, ros_node, params={"max_joint_velocity": [1.0]})
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    proc, states, commands = start_driver(start_node, ros_node, params={"max_joint_velocity": [1.0],
+                                                                       "status_period": 0.2})
+    status = Status(ros_node)
+    diagnostics = Collector(ros_node, DiagnosticArray, "/diagnostics")
     pub = publisher(ros_node)
     pub.publish(trajectory([(0.0, [5.0, 5.0, 5.0, 5.0, 5.0, 5.0])]))
     ros_node.wait_for(
@@ -109,6 +114,21 @@ def test_clamped_to_limits_and_velocity_limited(start_node, ros_node):
         dt = tb - ta
         # velocity limit 1 rad/s between any two goals (stamps = tick times)
         assert np.all(np.abs(qb - qa) <= 1.0 * dt + 1e-6), (dt, qb - qa)
+    ros_node.wait_for(lambda: status.get("clamped") == 1, 5, what="the clamped command counted in ~/status")
+
+    def backend_diagnostics():  # /diagnostics: the backend's state and counters as key/values
+        for arr in reversed(diagnostics.snapshot()):
+            for d in arr.status:
+                if d.name == "driver: robot backend":
+                    return d, {kv.key: kv.value for kv in d.values}
+        return None, {}
+
+    ros_node.wait_for(lambda: backend_diagnostics()[1].get("commands clamped") == "1", 5, what="/diagnostics")
+    diag, values = backend_diagnostics()
+    # OK, or WARN when this machine is too loaded for 60 ticks/s (the level follows the measured rate)
+    assert diag.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN) and values["state"] == "ENABLED"
+    assert values["backend"] == "mock" and diag.hardware_id == "so101 (mock)"
+    assert values["commands accepted"] == "1" and values["control rate (Hz)"] == "60"
 
 
 BAD_COMMANDS = [
@@ -125,16 +145,16 @@ def test_bad_commands_rejected_arm_does_not_move(start_node, ros_node):
     pub = publisher(ros_node)
     for n, (names, values, reason) in enumerate(BAD_COMMANDS, start=1):
         pub.publish(trajectory([(0.0, values)], names=names))
-        ros_node.wait_for(lambda: status.last().get("rejected", 0) >= n, 10, what=f"rejection of a {reason} command")
+        ros_node.wait_for(lambda: status.get("rejected", 0) >= n, 10, what=f"rejection of a {reason} command")
         ros_node.wait_for(lambda: reason in proc.log(), 5, what=f"'{reason}' in the driver log")
     # a bad point among good ones rejects the whole trajectory
     pub.publish(trajectory([(0.5, [0.3] * 6), (1.0, [0.3, float("nan"), 0, 0, 0, 0])]))
-    ros_node.wait_for(lambda: status.last().get("rejected", 0) >= len(BAD_COMMANDS) + 1, 10, what="rejection")
+    ros_node.wait_for(lambda: status.get("rejected", 0) >= len(BAD_COMMANDS) + 1, 10, what="rejection")
     time.sleep(0.3)
     for m in commands.snapshot() + states.snapshot():
         np.testing.assert_allclose(positions(m), 0.0, atol=1e-9)
-    assert status.last()["accepted"] == 0
-    assert "stages" in status.last() and status.last()["stages"] is None  # the mock cannot tell task stages
+    assert status.last().accepted == 0
+    assert status.last().stages == -1  # the mock cannot tell task stages
     # a good command afterwards is executed
     pub.publish(trajectory([(0.0, [0.1] * 6)]))
     ros_node.wait_for(lambda: np.allclose(positions(commands.last()), 0.1), 10, what="good command executed")
@@ -150,7 +170,7 @@ def test_watchdog_holds_when_stream_stops(start_node, ros_node):
         pub.publish(trajectory([(0.0, [0.01 * i] * 6)]))
         time.sleep(0.05)
     pub.publish(trajectory([(0.0, [1.5] * 6)]))  # ... whose last goal is 3 s away at 0.5 rad/s, then silence
-    ros_node.wait_for(lambda: status.last().get("watchdog_trips", 0) == 1, 10, what="watchdog trip")
+    ros_node.wait_for(lambda: status.get("watchdog_trips", 0) == 1, 10, what="watchdog trip")
     held = positions(commands.last())
     assert held[0] < 1.0
     time.sleep(0.5)
@@ -166,10 +186,10 @@ def test_disabled_arm_does_not_move_until_enabled(start_node, ros_node):
     pub = publisher(ros_node)
     resp = ros_node.call(SetBool, "/driver/enable", SetBool.Request(data=False), timeout=20)
     assert resp.success, resp.message
-    ros_node.wait_for(lambda: status.last().get("state") == "DISABLED", 5, what="DISABLED status")
+    ros_node.wait_for(lambda: status.state() == "DISABLED", 5, what="DISABLED status")
     commands.clear()
     pub.publish(trajectory([(0.0, [0.4] * 6)]))
-    ros_node.wait_for(lambda: status.last().get("rejected", 0) >= 1, 10, what="rejection while disabled")
+    ros_node.wait_for(lambda: status.get("rejected", 0) >= 1, 10, what="rejection while disabled")
     time.sleep(0.3)
     assert len(commands) == 0  # nothing is sent while torque is off
     np.testing.assert_allclose(positions(states.last()), 0.0, atol=1e-9)

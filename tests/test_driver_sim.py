@@ -112,7 +112,7 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
     stages = E.STAGE_REACHED | E.STAGE_GRASPED | E.STAGE_PLACED | E.STAGE_RELEASED
     assert (success.stages, success.seed) == (stages, 3)
     status = Status(ros_node)  # ~/status (latched) has the running episode's stages too
-    ros_node.wait_for(lambda: status.last().get("stages") == stages, 5, what="stages in /driver/status")
+    ros_node.wait_for(lambda: status.get("stages") == stages, 5, what="stages in /driver/status")
     assert [(e.seed, e.stages) for e in events(E.STARTED, 1)] == [(3, 0)]
     reset(4)
     assert [(e.seed, e.stages) for e in events(E.ENDED, 1)] == [(3, stages)]

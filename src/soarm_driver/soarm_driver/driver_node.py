@@ -13,11 +13,8 @@ one thread). Interfaces: docs/interfaces.md ("driver").
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
-from dataclasses import asdict
-
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -27,9 +24,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from soarm_msgs.msg import EpisodeEvent
+from diagnostic_msgs.msg import DiagnosticArray
+from soarm_msgs.msg import DriverStatus, EpisodeEvent
 from soarm_msgs.srv import ResetEpisode
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
@@ -38,7 +35,8 @@ from soarm_driver.backends import make_backend
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec
 from soarm_driver.core import DriverConfig, DriverCore, TickOutput
 from soarm_driver.joint_limits import JointLimits
-from soarm_driver.messages import camera_msgs, episode_event, joint_state, object_markers
+from soarm_driver.diagnostics import RateMeter, driver_diagnostics
+from soarm_driver.messages import camera_msgs, driver_status, episode_event, joint_state, object_markers
 from soarm_driver.ros_support import (
     EXIT_CONFIG, EXIT_OK, ConfigurationError, declare_parameter, declare_parameters, duration_seconds, time_msg,
     time_seconds,
@@ -67,7 +65,7 @@ PARAMETERS = [
     ("real_time_factor", 1.0, "Simulated backends: sim seconds per wall second (pacing of the simulation)."),
     ("task", "", "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK."),
     ("reconnect_period", 2.0, "Seconds between reconnection attempts after a backend error."),
-    ("status_period", 1.0, "Seconds between ~/status messages (also published on every change)."),
+    ("status_period", 1.0, "Seconds between ~/status messages (also published on every change) and /diagnostics."),
 ]
 
 
@@ -111,7 +109,8 @@ class DriverNode(Node):
         self.pub_cmd = self.create_publisher(JointState, "joint_commands", 10)
         self.pub_events = self.create_publisher(EpisodeEvent, "episode_events", latched)
         self.pub_objects = self.create_publisher(MarkerArray, "scene/objects", 10)
-        self.pub_status = self.create_publisher(String, "~/status", status_qos)
+        self.pub_status = self.create_publisher(DriverStatus, "~/status", status_qos)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if simulated else None
         self.pub_images = {c.name: self.create_publisher(Image, f"cameras/{c.name}/image_raw", sensor) for c in self.cameras}
         self.pub_infos = {c.name: self.create_publisher(CameraInfo, f"cameras/{c.name}/camera_info", sensor) for c in self.cameras}
@@ -192,17 +191,22 @@ class DriverNode(Node):
         self._built.set()
         self._ready.wait()  # publishers exist
         rtf = self.params["real_time_factor"] if self.core.simulated else 1.0
-        pacer = WallPacer(self.config.period / rtf)
+        pacer, ticks = WallPacer(self.config.period / rtf), RateMeter()
         next_status = 0.0
         try:
             while self._running and self.context.ok():
                 wall = pacer.wait()
                 out = self.core.tick(wall, self._now())
+                ticks.tick()
                 try:
                     self._publish(out)
                     if out.status_changed or wall >= next_status:
+                        self.pub_status.publish(driver_status(self.core.status(), out.now))
+                    if wall >= next_status:
                         next_status = wall + self.params["status_period"]
-                        self._publish_status()
+                        self.pub_diagnostics.publish(driver_diagnostics(
+                            self.get_name(), self.core.status(), self.config.control_rate_hz,
+                            self.config.control_rate_hz * rtf, ticks.rate(), out.now))
                 except Exception as e:
                     if not (self._running and self.context.ok()):
                         break  # shutting down (Ctrl-C invalidates the context under us)
@@ -225,9 +229,6 @@ class DriverNode(Node):
             image, info = camera_msgs(name, frame.image, frame.intrinsics, out.now)
             self.pub_images[name].publish(image)
             self.pub_infos[name].publish(info)
-
-    def _publish_status(self) -> None:
-        self.pub_status.publish(String(data=json.dumps(asdict(self.core.status()))))
 
     def destroy_node(self):
         self._running = False

@@ -6,7 +6,7 @@ import array
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from soarm_msgs.msg import EpisodeEvent
+from soarm_msgs.msg import DriverStatus, EpisodeEvent
 from visualization_msgs.msg import Marker, MarkerArray
 
 from soarm_driver.ros_support import time_msg
@@ -70,6 +70,19 @@ def object_markers(poses: dict, now: float) -> MarkerArray:
         m.color.a = 1.0
         arr.markers.append(m)
     return arr
+
+
+def driver_status(status, now: float) -> DriverStatus:
+    """soarm_msgs/DriverStatus from the core's `DriverStatus` snapshot, stamped `now`."""
+    msg = DriverStatus(
+        state=getattr(DriverStatus, status.state), detail=status.detail, last_error=status.last_error,
+        backend=status.backend, resetting=status.resetting, episode_index=status.episode_index,
+        stages=-1 if status.stages is None else status.stages, accepted=status.accepted,
+        rejected=status.rejected, clamped=status.clamped, watchdog_trips=status.watchdog_trips,
+        reconnects=status.reconnects,
+    )
+    msg.header.stamp = time_msg(now)
+    return msg
 
 
 def episode_event(event, now: float) -> EpisodeEvent:

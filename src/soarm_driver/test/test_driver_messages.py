@@ -36,3 +36,27 @@ def test_object_markers_cube_and_flat_target():
     assert (t.scale.x, t.scale.y, t.scale.z) == (0.07, 0.07, 0.002)
     assert (t.color.r, t.color.g, t.color.b) == pytest.approx((0.15, 0.65, 0.25))
     assert t.pose.position.y == pytest.approx(0.1)
+
+
+def test_driver_status_message_and_diagnostics_levels():
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from soarm_msgs.msg import DriverStatus as Msg
+
+    from soarm_driver.core import DriverStatus
+    from soarm_driver.diagnostics import driver_diagnostics, level_and_message
+    from soarm_driver.messages import driver_status
+
+    st = DriverStatus(state="ENABLED", backend="mock", episode_index=2, stages=None, accepted=5, clamped=1)
+    msg = driver_status(st, 4.5)
+    assert (msg.state, msg.stages, msg.accepted, msg.clamped, msg.episode_index) == (Msg.ENABLED, -1, 5, 1, 2)
+    assert driver_status(DriverStatus(state="ERROR", stages=3), 0.0).stages == 3
+    assert level_and_message(st, 60.0, 59.0)[0] == DiagnosticStatus.OK
+    assert level_and_message(st, 60.0, 30.0) == (DiagnosticStatus.WARN, "ENABLED; control loop late: 30.0 ticks/s of 60")
+    err = DriverStatus(state="ERROR", detail="port gone")
+    assert level_and_message(err, 60.0, 60.0) == (DiagnosticStatus.ERROR, "ERROR: port gone")
+    assert level_and_message(DriverStatus(), 60.0, 60.0)[0] == DiagnosticStatus.WARN  # connecting
+    arr = driver_diagnostics("driver", st, 60.0, 60.0, 59.5, 4.5)
+    (d,) = arr.status
+    values = {kv.key: kv.value for kv in d.values}
+    assert d.name == "driver: robot backend" and values["commands clamped"] == "1" and values["reconnects"] == "0"
+    assert time_seconds(arr.header.stamp) == 4.5

@@ -5,13 +5,12 @@ for the task's SUCCESS event or ``episode_time`` (node clock: sim time with
 ``use_sim_time``) -> ``policy/enable`` false (the arm holds) -> FAILURE event on timeout.
 Meanwhile it collects ``policy_status`` (inference latency, skipped steps),
 ``joint_states`` (trajectory for the plot) and the task stages the episode reached (the
-sim driver's STAGE_* bits: ``stages`` of its ``~/status`` JSON while the episode runs, of
+sim driver's STAGE_* bits: ``stages`` of its ``~/status`` (DriverStatus) while the episode runs, of
 its SUCCESS event, and of the episode's ENDED event at the next reset).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -23,10 +22,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from soarm_msgs.msg import EpisodeEvent, PolicyStatus
+from soarm_msgs.msg import DriverStatus, EpisodeEvent, PolicyStatus
 from soarm_msgs.srv import ResetEpisode
 
 from ..joints import JOINT_NAMES
@@ -98,7 +96,7 @@ class EvalClient:
         n.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS)
         n.create_subscription(PolicyStatus, "policy_status", self._on_status, STREAM_QOS)
         n.create_subscription(JointState, "joint_states", self._on_joints, STREAM_QOS)
-        n.create_subscription(String, settings.driver_status_topic, self._on_driver_status, EVENTS_QOS)
+        n.create_subscription(DriverStatus, settings.driver_status_topic, self._on_driver_status, EVENTS_QOS)
         self.pub_events = n.create_publisher(EpisodeEvent, "episode_events", EVENTS_QOS)
         self.cli_reset = n.create_client(ResetEpisode, settings.reset_service)
         self.cli_driver_enable = n.create_client(SetBool, settings.driver_enable_service)
@@ -167,15 +165,10 @@ class EvalClient:
                 self._latencies.append(lat)
                 self._last_latency = lat
 
-    def _on_driver_status(self, msg: String):
-        try:
-            status = json.loads(msg.data)
-            index, bits = int(status["episode_index"]), status.get("stages")
-        except (ValueError, KeyError, TypeError):
-            return
-        if isinstance(bits, int) and not isinstance(bits, bool):  # null: the backend cannot tell
+    def _on_driver_status(self, msg: DriverStatus):
+        if msg.stages >= 0:  # -1: the backend cannot tell
             with self._lock:
-                self._stage_bits[index] = self._stage_bits.get(index, 0) | bits
+                self._stage_bits[msg.episode_index] = self._stage_bits.get(msg.episode_index, 0) | int(msg.stages)
 
     def episode_stages(self, episode_index: int, *events) -> int | None:
         """STAGE_* bits the driver episode reached: its status and the given events OR-ed;
