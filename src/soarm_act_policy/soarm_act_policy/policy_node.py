@@ -13,14 +13,13 @@ import threading
 from dataclasses import replace
 
 import rclpy
-from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.exceptions import ParameterException, ParameterUninitializedException
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from soarm_msgs.msg import EpisodeEvent, PolicyStatus
@@ -32,8 +31,10 @@ from .checkpoint import (
     CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
 from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot, resolve_mode
+from .diagnostics import TickRate, policy_diagnostics
 from .events import kind_names
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
+from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters, duration_msg, time_msg, time_seconds
 from .units import JOINT_NAMES, UNITS
 
 JOINT_TOPIC = "joint_states"
@@ -99,29 +100,10 @@ PARAMETERS = [
 ]
 
 
-def stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def duration(seconds: float) -> Duration:
-    ns = int(round(seconds * 1e9))
-    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def time_msg(seconds: float) -> Time:
-    ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
 class PolicyNode(Node):
     def __init__(self):
         super().__init__("policy")
-        for name, default, ptype, desc in PARAMETERS:
-            # an empty list cannot carry its type: declare the type itself (value None = unset)
-            value = Parameter.Type(ptype) if default == [] else default
-            self.declare_parameter(name, value, ParameterDescriptor(type=ptype, description=desc, read_only=True))
-        p = {name: self._value(name) for name, *_ in PARAMETERS}
-        self.params = p
+        self.params = p = declare_parameters(self, PARAMETERS)
 
         joints = list(p["joint_names"])
         ranges = list(p["joint_ranges"])
@@ -183,6 +165,8 @@ class PolicyNode(Node):
         self.traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
         self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._tick_rate = TickRate(window=1.0)
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=commands)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=commands)
         # The tick runs on its own thread, paced by the node clock (sim time included), not as
@@ -201,19 +185,12 @@ class PolicyNode(Node):
             f"holding until ~/enable true"
         )
 
-    def _value(self, name):
-        try:
-            value = self.get_parameter(name).value
-        except ParameterUninitializedException:
-            return []
-        return [] if value is None else value
-
     # ---- inputs ---------------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _msg_time(self, header) -> float:
-        t = stamp_seconds(header.stamp)
+        t = time_seconds(header.stamp)
         return t if t > 0 else self._now()  # unstamped publishers: arrival time
 
     def _on_joints(self, msg: JointState):
@@ -307,7 +284,7 @@ class PolicyNode(Node):
         msg.joint_names = list(self.mapping.joint_names)
         for k, q in enumerate(plan):
             msg.points.append(
-                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration(k * self.period))
+                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(k * self.period))
             )
         self.traj_pub.publish(msg)
         if self.params["publish_planned_path"]:
@@ -322,7 +299,7 @@ class PolicyNode(Node):
         msg = JointTrajectory()
         msg.header.stamp = stamp
         msg.joint_names = list(self.mapping.joint_names)
-        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration(self.period)))
+        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(self.period)))
         self.traj_pub.publish(msg)
 
     def _publish_path(self, stamp, plan):
@@ -372,6 +349,9 @@ class PolicyNode(Node):
         s.skipped_no_action = c.skipped_no_action
         s.skipped_late = c.skipped_late
         self.status_pub.publish(s)
+        if self._tick_rate.tick(time_seconds(stamp)):  # about once a second: /diagnostics
+            self.diagnostics_pub.publish(policy_diagnostics(
+                self.get_name(), s, self._tick_rate.rate, float(self.params["control_rate_hz"])))
 
     def destroy_node(self):
         if hasattr(self, "_stopping"):
@@ -382,36 +362,33 @@ class PolicyNode(Node):
         return super().destroy_node()
 
 
-def run(argv=None) -> int:
-    rclpy.init(args=argv)
-    node = executor = None
+def run(args=None) -> int:
+    """Run the policy node until Ctrl-C; returns the exit code (see main)."""
     try:
-        node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
+        with rclpy.init(args=args):
+            try:
+                node = PolicyNode()
+            except (CheckpointError, ValueError, ParameterException) as e:  # a clear message, no traceback
+                print(f"policy: refusing to start: {e}", file=sys.stderr, flush=True)
+                return EXIT_CONFIG
+            executor = MultiThreadedExecutor(num_threads=2)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                executor.shutdown(timeout_sec=2.0)
+                node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (CheckpointError, ValueError, ParameterException) as e:
-        msg = f"policy: refusing to start: {e}"
-        if node is not None:
-            node.get_logger().fatal(msg)
-        print(msg, file=sys.stderr, flush=True)
-        return 2
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return EXIT_OK
 
 
-def main(argv=None):
-    code = run(argv)
-    # Everything is closed above; skip the interpreter's finalization of torch/LeRobot, which
-    # takes seconds (5-10 s on a loaded 2-core machine) and makes Ctrl-C feel hung.
+def main(args=None):
+    """Exit codes: 0 stopped (Ctrl-C included), 2 refused configuration (checkpoint or parameters,
+    message on stderr). Ends with os._exit: everything is closed by then, and the interpreter's
+    finalization of torch/LeRobot takes seconds (5-10 s on a loaded 2-core machine), which makes
+    Ctrl-C feel hung."""
+    code = run(args)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
