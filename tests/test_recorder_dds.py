@@ -149,5 +149,5 @@ def test_recorder_bad_configuration_exits_with_a_clear_error(start_node, ros_nod
     rec = start_node("soarm_act_policy", "recorder", params={"topics_file": str(tmp_path / "missing.yaml"),
                                                             "output_dir": str(tmp_path / "out")})
     ros_node.wait_for(lambda: not rec.alive(), 60, what="recorder exit")
-    assert rec.proc.returncode == 1
+    assert rec.proc.returncode == 2  # refused configuration
     assert "recorder: error:" in rec.log() and "missing.yaml" in rec.log()

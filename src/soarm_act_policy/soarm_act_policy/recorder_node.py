@@ -17,8 +17,9 @@ import importlib
 import sys
 
 import rclpy
-import rclpy.executors
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -26,8 +27,27 @@ from std_srvs.srv import Trigger
 
 from .bags.session import EpisodeRecorder
 from .bags.topics import load_topics
+from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters
 
 EVENT_TYPE = "soarm_msgs/msg/EpisodeEvent"
+P = ParameterType
+PARAMETERS = [
+    # name, default, type, description
+    ("output_dir", "recordings", P.PARAMETER_STRING, "Directory of the episode bags (created)."),
+    ("topics_file", "", P.PARAMETER_STRING,
+     "Topic list YAML; empty = config/record_topics.yaml, the list launch/record.launch.py records too."),
+    ("storage", "mcap", P.PARAMETER_STRING, "rosbag2 storage: mcap or sqlite3."),
+    ("auto_record", True, P.PARAMETER_BOOL, "Start/stop bags on episode_events (STARTED opens, ENDED/RESET close)."),
+    ("task", "", P.PARAMETER_STRING, "Task text stored with bags started by ~/start."),
+    ("queue_depth", 100, P.PARAMETER_INTEGER, "Subscription history depth per topic, messages."),
+    ("discovery_period", 0.5, P.PARAMETER_DOUBLE, "Seconds between looks for publishers of topics not yet subscribed."),
+    ("close_timeout", 2.0, P.PARAMETER_DOUBLE,
+     "Seconds an ended bag stays open for messages stamped before the end that are still arriving (a busy "
+     "recorder lags)."),
+    ("pre_roll", 30, P.PARAMETER_INTEGER,
+     "Messages kept per topic while not recording, written into the next bag when their stamps are inside its "
+     "episode."),
+]
 
 
 def message_class(type_name: str):
@@ -38,37 +58,23 @@ def message_class(type_name: str):
 class RecorderNode(Node):
     def __init__(self):
         super().__init__("recorder")
-        d = self._declare
-        self.output_dir = d("output_dir", "recordings", "Directory of the episode bags (created).")
-        topics_file = d("topics_file", "", "Topic list YAML; empty = config/record_topics.yaml, "
-                        "the list launch/record.launch.py records too.")
-        storage = d("storage", "mcap", "rosbag2 storage: mcap or sqlite3.")
-        self.auto_record = d("auto_record", True, "Start/stop bags on episode_events "
-                             "(STARTED opens, ENDED/RESET close).")
-        self.task = d("task", "", "Task text stored with bags started by ~/start.")
-        self.depth = d("queue_depth", 100, "Subscription history depth per topic, messages.")
-        period = d("discovery_period", 0.5, "Seconds between looks for publishers of topics "
-                   "not yet subscribed.")
-        close_timeout = d("close_timeout", 2.0, "Seconds an ended bag stays open for messages "
-                          "stamped before the end that are still arriving (a busy recorder lags).")
-        pre_roll = d("pre_roll", 30, "Messages kept per topic while not recording, written into "
-                     "the next bag when their stamps are inside its episode.")
-        self.specs = load_topics(topics_file or None)
+        p = declare_parameters(self, PARAMETERS)
+        self.output_dir, self.auto_record, self.task, self.depth = (
+            p["output_dir"], p["auto_record"], p["task"], p["queue_depth"])
+        self.specs = load_topics(p["topics_file"] or None)
         self.session = EpisodeRecorder(
             self.output_dir, {self.resolve_topic_name(t.name): t.type for t in self.specs},
-            storage=storage, close_timeout=close_timeout, pre_roll=pre_roll, log=self.get_logger().info)
+            storage=p["storage"], close_timeout=p["close_timeout"], pre_roll=p["pre_roll"],
+            log=self.get_logger().info)
         self._subs: dict[str, object] = {}
         self._event_cls = message_class(EVENT_TYPE)
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
-        self.create_timer(float(period), self._discover)
+        self.create_timer(float(p["discovery_period"]), self._discover)
         self.create_timer(0.1, self.session.tick)
         self.get_logger().info(
             f"recording {len(self.specs)} topics into {self.session.output_dir} "
             f"({'on episode_events and ' if self.auto_record else ''}~/start, ~/stop)")
-
-    def _declare(self, name, default, description):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def _discover(self) -> None:
         """Subscribe each topic once it has publishers, with QoS compatible with all of them."""
@@ -126,24 +132,25 @@ class RecorderNode(Node):
         response.message = str(path) if path else "not recording"
         return response
 
-    def close(self) -> None:
+    def destroy_node(self):
         self.session.close_all("shutdown")
+        return super().destroy_node()
 
 
-def main(argv=None):
-    rclpy.init(args=argv)
+def main(args=None) -> int:
+    """Record until Ctrl-C. Exit codes: 0 stopped (open bags closed), 2 refused configuration
+    (topic list unreadable, output_dir not writable, bad parameter; message on stderr)."""
     try:
-        node = RecorderNode()
-    except (OSError, ValueError) as exc:  # topic list unreadable, output_dir not writable, bad parameter
-        print(f"recorder: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        with rclpy.init(args=args):
+            try:
+                node = RecorderNode()
+            except (OSError, ValueError, ParameterException) as e:
+                print(f"recorder: error: {e}", file=sys.stderr, flush=True)
+                return EXIT_CONFIG
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return EXIT_OK

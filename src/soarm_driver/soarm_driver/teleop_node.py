@@ -22,9 +22,8 @@ import time
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -34,30 +33,41 @@ from soarm_msgs.srv import ResetEpisode
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import MarkerArray
 
-from soarm_driver.backends.base import JOINT_NAMES
+from soarm_driver.robot import JOINT_NAMES
+from soarm_driver.ros_support import (
+    EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigurationError, ServiceError, call_service, declare_parameters,
+    duration_msg, time_seconds,
+)
 
+PARAMETERS = [
+    ("source", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot)."),
+    ("rate_hz", 30.0, "Rate of joint_trajectory commands (Hz)."),
+    ("episodes", 0, "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others."),
+    ("seed", 0, "scripted session: seed of the first episode (episode i uses seed + i)."),
+    ("randomize", True, "scripted session: randomize the scene from the seed."),
+    ("task", "", "scripted session: task text for reset_episode (empty: the driver's default)."),
+    ("episode_timeout", 20.0, "scripted: give up on an episode this long after it started (s, node clock)."),
+    ("post_success_time", 1.0, "scripted: keep streaming (the arm above the placed cube) this long after SUCCESS before stopping (s)."),
+    ("reset_timeout", 60.0, "scripted session: wall-clock limit for a reset_episode call (s)."),
+    ("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm."),
+    ("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file)."),
+    ("leader.calibration_dir", "", "leader: LeRobot calibration directory (empty: LeRobot's default)."),
+]
 
 
 class TeleopNode(Node):
     def __init__(self):
         super().__init__("teleop")
-        d = self._declare
-        self.source = d("source", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot).")
-        self.rate_hz = d("rate_hz", 30.0, "Rate of joint_trajectory commands (Hz).")
-        self.episodes = d("episodes", 0, "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others.")
-        self.seed = d("seed", 0, "scripted session: seed of the first episode (episode i uses seed + i).")
-        self.randomize = d("randomize", True, "scripted session: randomize the scene from the seed.")
-        self.task = d("task", "", "scripted session: task text for reset_episode (empty: the driver's default).")
-        self.episode_timeout = d("episode_timeout", 20.0, "scripted: give up on an episode this long after it started (s, node clock).")
-        self.post_success_time = d("post_success_time", 1.0, "scripted: keep streaming (the arm above the placed cube) this long after SUCCESS before stopping (s).")
-        self.reset_timeout = d("reset_timeout", 60.0, "scripted session: wall-clock limit for a reset_episode call (s).")
-        self.leader_port = d("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm.")
-        self.leader_id = d("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file).")
-        self.leader_calibration_dir = d("leader.calibration_dir", "", "leader: LeRobot calibration directory (empty: LeRobot's default).")
+        p = declare_parameters(self, PARAMETERS)
+        self.source, self.rate_hz, self.episodes, self.seed = p["source"], p["rate_hz"], p["episodes"], p["seed"]
+        self.randomize, self.task, self.reset_timeout = p["randomize"], p["task"], p["reset_timeout"]
+        self.episode_timeout, self.post_success_time = p["episode_timeout"], p["post_success_time"]
+        self.leader_port, self.leader_id = p["leader.port"], p["leader.id"]
+        self.leader_calibration_dir = p["leader.calibration_dir"]
         if self.source not in ("scripted", "leader"):
-            raise ValueError(f"source must be 'scripted' or 'leader', got '{self.source}'")
+            raise ConfigurationError(f"source must be 'scripted' or 'leader', got '{self.source}'")
         if self.rate_hz <= 0 or self.episode_timeout <= 0 or self.episodes < 0:
-            raise ValueError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
+            raise ConfigurationError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
 
         self.pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         timer_group = MutuallyExclusiveCallbackGroup()
@@ -67,17 +77,13 @@ class TeleopNode(Node):
             self._setup_leader()
         self.timer = self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=timer_group)
 
-    def _declare(self, name, default, description):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
-
     # ------------------------------------------------------------------ output
     def publish_goal(self, q: np.ndarray) -> None:
         msg = JointTrajectory()
         msg.joint_names = list(JOINT_NAMES)  # header.stamp zero: execute on receipt
         point = JointTrajectoryPoint()
         point.positions = [float(x) for x in q]
-        period = 1.0 / self.rate_hz
-        point.time_from_start = Duration(sec=int(period), nanosec=int((period % 1.0) * 1e9))
+        point.time_from_start = duration_msg(1.0 / self.rate_hz)
         msg.points = [point]
         self.pub.publish(msg)
 
@@ -86,7 +92,7 @@ class TeleopNode(Node):
 
     # ------------------------------------------------------------------ scripted
     def _setup_scripted(self):
-        from soarm_driver.sim.episode_follower import EpisodeFollower
+        from soarm_driver.sim.episode_runner import EpisodeRunner
         from soarm_driver.sim.expert import ScriptedExpert
 
         logger = self.get_logger()
@@ -103,7 +109,7 @@ class TeleopNode(Node):
             else:
                 logger.info(text)
 
-        self.follower = EpisodeFollower(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
+        self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
         group = ReentrantCallbackGroup()
         events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data, callback_group=group)
@@ -114,54 +120,40 @@ class TeleopNode(Node):
     def _on_joint_state(self, msg: JointState):
         index = {n: i for i, n in enumerate(msg.name)}
         if all(n in index for n in JOINT_NAMES):
-            self.follower.on_joints([msg.position[index[n]] for n in JOINT_NAMES])
+            self.episode_runner.on_joints([msg.position[index[n]] for n in JOINT_NAMES])
 
     def _on_objects(self, msg: MarkerArray):
         for m in msg.markers:
             p, o = m.pose.position, m.pose.orientation
-            stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
-            self.follower.on_object(m.ns, stamp, [p.x, p.y, p.z], [o.w, o.x, o.y, o.z])
+            stamp = time_seconds(m.header.stamp)
+            self.episode_runner.on_object(m.ns, stamp, [p.x, p.y, p.z], [o.w, o.x, o.y, o.z])
 
     def _on_event(self, ev: EpisodeEvent):
         if ev.kind == EpisodeEvent.STARTED:
-            self.follower.on_started(ev.episode_index, ev.header.stamp.sec + ev.header.stamp.nanosec * 1e-9)
+            self.episode_runner.on_started(ev.episode_index, time_seconds(ev.header.stamp))
         elif ev.kind == EpisodeEvent.SUCCESS:
-            self.follower.on_success(ev.episode_index, self.now_s(), f"({ev.detail})")
+            self.episode_runner.on_success(ev.episode_index, self.now_s(), f"({ev.detail})")
         elif ev.kind in (EpisodeEvent.ENDED, EpisodeEvent.RESET):
-            self.follower.on_end(ev.episode_index, "ended")
+            self.episode_runner.on_end(ev.episode_index, "ended")
         elif ev.kind == EpisodeEvent.FAILURE:
-            self.follower.on_end(ev.episode_index, "failure")
+            self.episode_runner.on_end(ev.episode_index, "failure")
 
     def _tick(self):
         if self.source == "leader":
             self._tick_leader()
             return
-        goal = self.follower.tick(self.now_s())
+        goal = self.episode_runner.tick(self.now_s())
         if goal is not None:
             self.publish_goal(goal)
 
     def run_session(self) -> int:
         """Drive `episodes` episodes through reset_episode; returns the number of successes."""
-        if not self.reset_client.wait_for_service(timeout_sec=self.reset_timeout):
-            if not rclpy.ok():
-                raise KeyboardInterrupt
-            raise RuntimeError("reset_episode service not available: is the driver running (same namespace/domain)?")
-        # wait_for_service only says our request writer matched the server; its response
-        # writer may not have matched our reader yet (a response sent then is lost).
-        time.sleep(0.5)
         successes = 0
+        settled: set = set()
         for i in range(self.episodes):
             seed = self.seed + i
             req = ResetEpisode.Request(task=self.task, seed=seed, randomize=self.randomize)
-            future = self.reset_client.call_async(req)
-            deadline = time.monotonic() + self.reset_timeout
-            while not future.done():
-                if not rclpy.ok():
-                    raise KeyboardInterrupt  # shut down (Ctrl-C) while waiting
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"reset_episode (seed {seed}) did not answer within {self.reset_timeout:g} s")
-                time.sleep(0.01)
-            resp = future.result()
+            resp = call_service(self.reset_client, req, self.reset_timeout, f"reset_episode (seed {seed})", settled)
             if not resp.success:
                 raise RuntimeError(f"reset_episode (seed {seed}) failed: {resp.message}")
             index = resp.episode_index
@@ -173,7 +165,7 @@ class TeleopNode(Node):
                 if time.monotonic() > guard:
                     raise RuntimeError(f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
                 time.sleep(0.02)
-                result = self.follower.result(index)
+                result = self.episode_runner.result(index)
             if result is None:
                 raise KeyboardInterrupt  # shut down (Ctrl-C) while the episode ran
             successes += result == "success"
@@ -197,45 +189,50 @@ class TeleopNode(Node):
         self.publish_goal(q)
 
 
-def main(argv=None):
-    rclpy.init(args=argv)
-    node = None
-    executor = None
-    spin = None
-    code = 0
+    def destroy_node(self):
+        if hasattr(self, "leader"):
+            self.leader.disconnect()
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Run teleop until Ctrl-C, or the session of `episodes` episodes. Exit codes: 0 done or
+    stopped, 1 failure (a session that could not finish: driver gone, reset refused; a leader arm
+    that cannot be opened; message on stderr), 2 refused configuration (message on stderr)."""
     try:
-        node = TeleopNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        if node.source == "scripted" and node.episodes > 0:
-            spin = threading.Thread(target=executor.spin, daemon=True)
-            spin.start()
-            successes = node.run_session()
-            print(f"teleop: session done: {successes}/{node.episodes} episodes succeeded", flush=True)
-        else:
-            executor.spin()
+        with rclpy.init(args=args):
+            try:
+                node = TeleopNode()
+            except (ValueError, ParameterException) as e:  # bad parameters: a clear message, no traceback
+                print(f"teleop: invalid configuration: {e}", file=sys.stderr, flush=True)
+                return EXIT_CONFIG
+            except RuntimeError as e:  # the leader arm cannot be opened
+                print(f"teleop: error: {e}", file=sys.stderr, flush=True)
+                return EXIT_FAILURE
+            executor = MultiThreadedExecutor(num_threads=3)
+            executor.add_node(node)
+            try:
+                if node.source != "scripted" or node.episodes == 0:
+                    executor.spin()
+                    return EXIT_OK
+                spin = threading.Thread(target=executor.spin, daemon=True)
+                spin.start()
+                try:
+                    successes = node.run_session()
+                except (ServiceError, RuntimeError) as e:
+                    if not rclpy.ok():
+                        return EXIT_OK  # Ctrl-C shut the context down under the session
+                    print(f"teleop: error: {e}", file=sys.stderr, flush=True)
+                    return EXIT_FAILURE
+                print(f"teleop: session done: {successes}/{node.episodes} episodes succeeded", flush=True)
+            finally:
+                # Stop the executor (and its spinning thread) before the node goes away: destroying
+                # a node under a running executor thread aborts the process at exit.
+                executor.shutdown(timeout_sec=2.0)
+                node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (RuntimeError, ValueError) as exc:
-        if node is not None and not rclpy.ok():
-            pass  # rclpy calls fail once Ctrl-C has shut the context down: an interrupt
-        else:
-            print(f"teleop: error: {exc}", file=sys.stderr, flush=True)
-            code = 1
-    finally:
-        # Stop the executor (and its spinning thread) before the node goes away: destroying
-        # a node under a running executor thread aborts the process at exit.
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if spin is not None:
-            spin.join(timeout=2.0)
-        if node is not None:
-            if node.source == "leader" and hasattr(node, "leader"):
-                node.leader.disconnect()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     out = args.output_dir or Path("outputs/eval") / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
-    from .client import EvalClient, EvalSettings, EvaluationError, JOINT_NAMES
+    from ..joints import JOINT_NAMES
+    from .client import EvalClient, EvalSettings, EvaluationError
 
     settings = EvalSettings(
         num_episodes=args.num_episodes, episode_time=args.episode_time, reset_time=args.reset_time,

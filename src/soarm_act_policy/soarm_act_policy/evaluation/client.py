@@ -28,6 +28,7 @@ from soarm_msgs.msg import DriverStatus, EpisodeEvent, PolicyStatus
 from soarm_msgs.srv import ResetEpisode
 
 from ..joints import JOINT_NAMES
+from ..ros_support import ServiceError, call_service, time_seconds
 from .report import EpisodeResult, latency_stats
 
 EVENTS_QOS = QoSProfile(
@@ -61,10 +62,6 @@ class EvalSettings:
     policy_enable_service: str = "policy/enable"
     policy_reset_service: str = "policy/reset"
     driver_status_topic: str = "driver/status"
-
-
-def stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class EvalClient:
@@ -130,23 +127,12 @@ class EvalClient:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def _call(self, client, request, timeout: float, what: str):
-        if client not in self._settled:
-            if not client.wait_for_service(timeout_sec=max(timeout, self.s.service_timeout)):
-                raise EvaluationError(f"service {client.srv_name} not available ({what}): is the node running?")
-            # Let the server's response writer match our reader before the first request
-            # (under load Fast DDS may otherwise drop the first response).
-            time.sleep(0.5)
-            self._settled.add(client)
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                client.remove_pending_request(future)
-                raise EvaluationError(f"{what}: no response from {client.srv_name} within {timeout:.0f} s")
-            time.sleep(0.01)
-        if future.exception() is not None:
-            raise EvaluationError(f"{what}: {future.exception()}")
-        return future.result()
+        """`ros_support.call_service` (waits for the server once per client); EvaluationError on failure."""
+        try:
+            return call_service(client, request, timeout, what, self._settled,
+                                wait_timeout=max(timeout, self.s.service_timeout))
+        except ServiceError as e:
+            raise EvaluationError(str(e)) from e
 
     # ------------------------------------------------------------------ callbacks
     def _on_event(self, msg: EpisodeEvent):
@@ -186,7 +172,7 @@ class EvalClient:
                 return
             pos = dict(zip(msg.name, msg.position))
             if all(j in pos for j in JOINT_NAMES):
-                self._traj_t.append(stamp_seconds(msg.header.stamp))
+                self._traj_t.append(time_seconds(msg.header.stamp))
                 self._traj_q.append([float(pos[j]) for j in JOINT_NAMES])
 
     # ------------------------------------------------------------------ steps
@@ -284,7 +270,7 @@ class EvalClient:
         result.stages = self.episode_stages(result.episode_index, success_ev)
         if success_ev is not None:
             result.success = True
-            result.time_to_success = max(0.0, stamp_seconds(success_ev.header.stamp) - t0)
+            result.time_to_success = max(0.0, time_seconds(success_ev.header.stamp) - t0)
         else:
             ev = EpisodeEvent(episode_index=result.episode_index, task=result.task, kind=EpisodeEvent.FAILURE,
                               detail=f"evaluate: timeout after {s.episode_time:.1f} s",

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Duration, Time
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -22,8 +21,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from soarm_msgs.msg import EpisodeEvent
 from soarm_msgs.srv import ResetEpisode
 
-from ..evaluation.client import EvalClient, EvalSettings, EvaluationError, stamp_seconds
+from ..evaluation.client import EvalClient, EvalSettings, EvaluationError
 from ..joints import JOINT_NAMES
+from ..ros_support import duration_msg, time_msg, time_seconds
 from .core import ReplayEpisode, ReplayResult, Timeline, Window, WindowPlanner, lead_in_time, state_error
 
 TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -49,21 +49,11 @@ class ReplaySettings:
     publish_failure: bool = True
 
 
-def to_time(seconds: float) -> Time:
-    ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def to_duration(seconds: float) -> Duration:
-    ns = max(0, int(round(seconds * 1e9)))
-    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
 def trajectory_msg(w: Window) -> JointTrajectory:
     msg = JointTrajectory()
-    msg.header.stamp = to_time(w.stamp)
+    msg.header.stamp = time_msg(w.stamp)
     msg.joint_names = list(JOINT_NAMES)
-    msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=to_duration(t))
+    msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(max(t, 0.0)))
                   for q, t in zip(w.positions, w.times_from_start)]
     return msg
 
@@ -144,7 +134,7 @@ class ReplayClient(EvalClient):
                 return res, since
             if started.task:
                 res.task = started.task
-            t_started = stamp_seconds(started.header.stamp)
+            t_started = time_seconds(started.header.stamp)
             self._play(ep, fps, t_started, res, since)
         finally:
             with self._lock:
@@ -152,7 +142,7 @@ class ReplayClient(EvalClient):
         success = self._find_event(res.driver_episode_index, EpisodeEvent.SUCCESS, since)
         if success is not None:
             res.success = True
-            res.time_to_success = round(stamp_seconds(success.header.stamp) - t_started, 4)
+            res.time_to_success = round(time_seconds(success.header.stamp) - t_started, 4)
         elif r.publish_failure and not res.error:
             ev = EpisodeEvent(episode_index=res.driver_episode_index, task=res.task, kind=EpisodeEvent.FAILURE,
                               detail="replay: no success by the end of the recorded actions")

@@ -2,5 +2,5 @@
 
 ROS-free: `backend.SimBackend` (driver backend), `scene` (MjSpec scene around the
 official SO-101 MJCF), `ik` (damped least squares IK), `expert` (scripted pick and place),
-`episode_follower` (the scripted teleop's per-episode logic).
+`episode_runner` (the scripted teleop's per-episode logic).
 """

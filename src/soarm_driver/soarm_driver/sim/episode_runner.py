@@ -28,7 +28,9 @@ class _Episode:
     success: float | None = None  # when SUCCESS was heard (s)
 
 
-class EpisodeFollower:
+class EpisodeRunner:
+    """Runs the scripted expert through the episodes the driver starts (see the module docstring)."""
+
     def __init__(self, expert: ScriptedExpert, episode_timeout: float, post_success_time: float, log=print):
         self.expert = expert
         self.episode_timeout = episode_timeout
