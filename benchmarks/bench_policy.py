@@ -125,7 +125,7 @@ def bench_modes(models, presets, seconds: float, rate: float = 30.0):
         for mode in ("ensemble", "chunk", "async"):
             loop = ControlLoop(LoopConfig(mode=mode, chunk_size=lp.spec.chunk_size,
                                           n_action_steps=lp.spec.n_action_steps, max_observation_age=10.0,
-                                          horizon=10), predict)
+                                          trajectory_points=10), predict)
             loop.set_enabled(True)
             period = 1.0 / rate
             start = time.monotonic()

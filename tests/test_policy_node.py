@@ -174,7 +174,7 @@ def start_policy(start_node, ckpt, **params):
 def check_plan_msg(msg, expected, atol=5e-3, n_points=None):
     assert list(msg.joint_names) == list(JOINT_NAMES)
     assert msg.points, "empty trajectory"
-    if n_points is not None:  # at least trajectory_horizon; more when inference is slower than a period
+    if n_points is not None:  # at least trajectory_points; more when inference is slower than a period
         assert len(msg.points) >= n_points
     times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
     assert all(b > a for a, b in zip(times, times[1:])) and times[0] >= 0
@@ -212,7 +212,7 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
 
     sensors = Sensors(ros_node, sim_time_start=1000.0)
     out = Outputs(ros_node)
-    proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_horizon=8, use_sim_time=True)
+    proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_points=8, use_sim_time=True)
 
     # starts holding (disabled), publishes status but no commands
     s = out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding while disabled")
@@ -296,7 +296,7 @@ def test_async_mode_keeps_the_control_rate_while_inference_is_slow(start_node, r
 
     sensors = Sensors(ros_node)
     out = Outputs(ros_node)
-    start_policy(start_node, ckpts["slow"], mode="async", resize_images=True, trajectory_horizon=4)
+    start_policy(start_node, ckpts["slow"], mode="async", resize_images=True, trajectory_points=4)
     out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding")
     set_enabled(ros_node, True)
     out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 2, 120,
@@ -441,7 +441,7 @@ def test_chunk_is_played_at_its_recorded_rate_on_sim_time(start_node, ros_node, 
     period = 1 / 30.0
     sensors = Sensors(ros_node, sim_time_start=2000.0)
     out = Outputs(ros_node)
-    start_policy(start_node, ckpt, mode=mode, ensemble_coeff=10.0, trajectory_horizon=4, use_sim_time=True,
+    start_policy(start_node, ckpt, mode=mode, ensemble_coeff=10.0, trajectory_points=4, use_sim_time=True,
                  publish_planned_path=False)
     out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding while disabled")
     set_enabled(ros_node, True)

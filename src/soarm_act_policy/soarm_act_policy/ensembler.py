@@ -6,7 +6,7 @@ step is the weighted mean of every prediction that covers it, with weights
 ``w_i = exp(-m * i)`` where ``i`` counts the predictions of that step in arrival order,
 ``w_0`` being the oldest (as in the paper and in LeRobot's ACTTemporalEnsembler).
 
-Storage is a fixed ring of `horizon` steps holding, per step, the running weighted sum,
+Storage is a fixed ring of `chunk_size` steps (no prediction reaches further) holding, per step, the running weighted sum,
 the running sum of weights and the number of predictions: adding a chunk and
 advancing cost O(chunk length x action size), independent of how long it has run.
 
@@ -24,17 +24,18 @@ import numpy as np
 class TemporalEnsembler:
     """Online weighted mean of overlapping action predictions, per control step."""
 
-    def __init__(self, horizon: int, action_dim: int, coeff: float = 0.01):
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        self.horizon = int(horizon)
+    def __init__(self, chunk_size: int, action_dim: int, coeff: float = 0.01):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        #: Length of the ring: a chunk covers at most this many steps from the current one.
+        self.chunk_size = int(chunk_size)
         self.action_dim = int(action_dim)
         self.coeff = float(coeff)
-        # weights[i] for the i-th prediction of a step; a step gets at most `horizon`.
-        self._weights = np.exp(-self.coeff * np.arange(self.horizon + 1, dtype=np.float64))
-        self._sum = np.zeros((self.horizon, self.action_dim))
-        self._wsum = np.zeros(self.horizon)
-        self._count = np.zeros(self.horizon, dtype=np.int64)
+        # weights[i] for the i-th prediction of a step; a step gets at most `chunk_size`.
+        self._weights = np.exp(-self.coeff * np.arange(self.chunk_size + 1, dtype=np.float64))
+        self._sum = np.zeros((self.chunk_size, self.action_dim))
+        self._wsum = np.zeros(self.chunk_size)
+        self._count = np.zeros(self.chunk_size, dtype=np.int64)
         self.current = 0
 
     def reset(self, step: int = 0) -> None:
@@ -52,10 +53,10 @@ class TemporalEnsembler:
         if start > self.current:
             raise ValueError(f"chunk starts at step {start}, after the current step {self.current}")
         skip = self.current - start
-        usable = chunk[skip : skip + self.horizon]
+        usable = chunk[skip : skip + self.chunk_size]
         if usable.shape[0] == 0:
             return 0
-        slots = (self.current + np.arange(usable.shape[0])) % self.horizon
+        slots = (self.current + np.arange(usable.shape[0])) % self.chunk_size
         w = self._weights[self._count[slots]]
         self._sum[slots] += w[:, None] * usable
         self._wsum[slots] += w
@@ -63,12 +64,12 @@ class TemporalEnsembler:
         return usable.shape[0]
 
     def count(self, offset: int = 0) -> int:
-        """Number of predictions covering step current + offset (0 <= offset < horizon)."""
-        return int(self._count[(self.current + offset) % self.horizon])
+        """Number of predictions covering step current + offset (0 <= offset < chunk_size)."""
+        return int(self._count[(self.current + offset) % self.chunk_size])
 
     def action(self) -> np.ndarray | None:
         """Blended action of the current step, None if nothing covers it."""
-        slot = self.current % self.horizon
+        slot = self.current % self.chunk_size
         if self._count[slot] == 0:
             return None
         return self._sum[slot] / self._wsum[slot]
@@ -78,8 +79,8 @@ class TemporalEnsembler:
 
         Stops at the first step no prediction covers.
         """
-        length = max(0, min(int(length), self.horizon))
-        slots = (self.current + np.arange(length)) % self.horizon
+        length = max(0, min(int(length), self.chunk_size))
+        slots = (self.current + np.arange(length)) % self.chunk_size
         covered = self._count[slots] > 0
         n = length if covered.all() else int(np.argmin(covered))
         slots = slots[:n]
@@ -87,7 +88,7 @@ class TemporalEnsembler:
 
     def advance(self) -> None:
         """The current step is done: free its slot and move to the next step."""
-        slot = self.current % self.horizon
+        slot = self.current % self.chunk_size
         self._sum[slot] = 0.0
         self._wsum[slot] = 0.0
         self._count[slot] = 0
@@ -97,13 +98,13 @@ class TemporalEnsembler:
         """Move the current step to `step` (>= current), freeing every slot passed over.
 
         Returns ``step - current`` (the number of steps left behind, including the old
-        current one). Cost O(min(step - current, horizon)).
+        current one). Cost O(min(step - current, chunk_size)).
         """
         step = int(step)
         if step < self.current:
             raise ValueError(f"cannot go back from step {self.current} to {step}")
         passed = step - self.current
-        if passed >= self.horizon:
+        if passed >= self.chunk_size:
             self.reset(step)
         else:
             for _ in range(passed):

@@ -84,7 +84,7 @@ PARAMETERS = [
     ("resize_images", False, P.PARAMETER_BOOL, "Resize camera frames to the checkpoint's image size."),
     ("image_size", [], P.PARAMETER_INTEGER_ARRAY,
      "[width, height] the cameras publish, checked against the checkpoint at start; empty = checked per frame."),
-    ("trajectory_horizon", 10, P.PARAMETER_INTEGER,
+    ("trajectory_points", 10, P.PARAMETER_INTEGER,
      "Least number of points per published JointTrajectory (the current step and the next planned ones); "
      "more are sent when needed to reach past the next expected publication."),
     ("warmup", True, P.PARAMETER_BOOL,
@@ -143,7 +143,7 @@ class PolicyNode(Node):
                 mode=mode, period=self.period, chunk_size=spec.chunk_size,
                 n_action_steps=int(p["n_action_steps"]) or spec.n_action_steps,
                 ensemble_coeff=float(p["ensemble_coeff"]), max_observation_age=float(p["max_observation_age"]),
-                trajectory_points=int(p["trajectory_horizon"]), action_dim=len(joints),
+                trajectory_points=int(p["trajectory_points"]), action_dim=len(joints),
             ),
             self._predict,
         )
