@@ -15,9 +15,10 @@ PACKAGES = ("soarm_msgs", "soarm_driver", "soarm_act_policy")
 
 
 def declared_console_scripts(package: str) -> list[str]:
-    """Executable names from the package's setup.py entry points."""
+    """Executable names from the package's setup.py console_scripts (not other entry-point groups)."""
     text = (ROOT / "src" / package / "setup.py").read_text()
-    return re.findall(r'"(\w+)\s*=\s*[\w.]+:\w+"', text)
+    block = re.search(r'"console_scripts"\s*:\s*\[(.*?)\]', text, re.S)
+    return re.findall(r'"(\w+)\s*=\s*[\w.]+:\w+"', block.group(1)) if block else []
 
 
 @pytest.mark.parametrize("package", PACKAGES)

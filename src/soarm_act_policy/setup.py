@@ -30,6 +30,7 @@ setup(
             "train = soarm_act_policy.training.cli:main",
             "evaluate = soarm_act_policy.evaluation.cli:main",
             "replay = soarm_act_policy.replay.cli:main",
+            "rollout = soarm_act_policy.evaluation.rollout:main",
         ],
     },
 )

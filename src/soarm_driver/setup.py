@@ -21,5 +21,9 @@ setup(
             "driver = soarm_driver.driver_node:main",
             "teleop = soarm_driver.teleop_node:main",
         ],
+        # Gymnasium env plugins: registers "soarm/PickPlace-v0" (soarm_driver.sim.gym_env)
+        "gymnasium.envs": [
+            "soarm = soarm_driver.sim.gym_registration:register_envs",
+        ],
     },
 )

@@ -8,7 +8,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
-
 from soarm_driver.backends.mock import MockBackend
 from soarm_driver.sim import stages as st
 from soarm_driver.sim.backend import SimBackend

@@ -1,1 +1,1 @@
-"""Closed-loop evaluation through ROS."""
+"""Closed-loop evaluation: through ROS (`evaluate`, client.py) and in-process without DDS (`rollout`)."""
