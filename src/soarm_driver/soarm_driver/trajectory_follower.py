@@ -28,7 +28,9 @@ from soarm_driver.command_validation import TrajectoryCommand
 
 
 @dataclass
-class _Plan:
+class _TimedTrajectory:
+    """An accepted trajectory on the driver clock (absolute point times)."""
+
     start: float
     times: np.ndarray  # absolute, seconds
     positions: np.ndarray  # (N, 6)
@@ -65,8 +67,8 @@ class TrajectoryFollower:
     """Samples the active trajectory at the control rate."""
 
     def __init__(self):
-        self._active: _Plan | None = None
-        self._pending: list[_Plan] = []  # not started yet, sorted by start
+        self._active: _TimedTrajectory | None = None
+        self._pending: list[_TimedTrajectory] = []  # not started yet, sorted by start
         self._last_velocity: np.ndarray | None = None
 
     # ------------------------------------------------------------------ commands
@@ -77,7 +79,7 @@ class TrajectoryFollower:
         anchor when the trajectory takes over immediately).
         """
         start = cmd.stamp if cmd.stamp is not None else now
-        plan = _Plan(
+        traj = _TimedTrajectory(
             start=start,
             times=start + cmd.times,
             positions=cmd.positions.copy(),
@@ -87,9 +89,9 @@ class TrajectoryFollower:
         self._pending = [p for p in self._pending if p.start < start]
         if start <= now:
             self._pending.clear()
-            self._activate(plan, now, current_goal)
+            self._activate(traj, now, current_goal)
         else:
-            self._pending.append(plan)
+            self._pending.append(traj)
         return start
 
     def clear(self) -> None:
@@ -98,12 +100,12 @@ class TrajectoryFollower:
         self._pending = []
         self._last_velocity = None
 
-    def _activate(self, plan: _Plan, now: float, current_goal: np.ndarray) -> None:
-        plan.anchor_time = now
-        plan.anchor_position = np.asarray(current_goal, dtype=float).copy()
+    def _activate(self, traj: _TimedTrajectory, now: float, current_goal: np.ndarray) -> None:
+        traj.anchor_time = now
+        traj.anchor_position = np.asarray(current_goal, dtype=float).copy()
         v = self._last_velocity if self._active is not None and self._last_velocity is not None else None
-        plan.anchor_velocity = np.zeros_like(plan.anchor_position) if v is None else v.copy()
-        self._active = plan
+        traj.anchor_velocity = np.zeros_like(traj.anchor_position) if v is None else v.copy()
+        self._active = traj
 
     # ------------------------------------------------------------------ state
     @property
@@ -113,13 +115,13 @@ class TrajectoryFollower:
 
     def end_time(self) -> float | None:
         """Time of the last point of the newest trajectory, None when idle."""
-        plan = self._pending[-1] if self._pending else self._active
-        return None if plan is None else float(plan.times[-1])
+        traj = self._pending[-1] if self._pending else self._active
+        return None if traj is None else float(traj.times[-1])
 
     def final_position(self) -> np.ndarray | None:
         """Last point of the newest trajectory, None when idle."""
-        plan = self._pending[-1] if self._pending else self._active
-        return None if plan is None else plan.positions[-1].copy()
+        traj = self._pending[-1] if self._pending else self._active
+        return None if traj is None else traj.positions[-1].copy()
 
     def finished(self, now: float) -> bool:
         """True when idle or when `now` is past the last point (holding it)."""
@@ -133,16 +135,16 @@ class TrajectoryFollower:
         if due:
             self._activate(due[-1], now, current_goal)
             self._pending = [p for p in self._pending if p.start > now]
-        plan = self._active
-        if plan is None:
+        traj = self._active
+        if traj is None:
             return None
-        times, pos, vel = plan.times, plan.positions, plan.velocities
+        times, pos, vel = traj.times, traj.positions, traj.velocities
         if now >= times[-1]:
             self._last_velocity = np.zeros(pos.shape[1])
             return pos[-1].copy()
         i = int(np.searchsorted(times, now, side="right"))  # times[i-1] <= now < times[i]
         if i == 0:
-            t0, q0, v0 = plan.anchor_time, plan.anchor_position, plan.anchor_velocity
+            t0, q0, v0 = traj.anchor_time, traj.anchor_position, traj.anchor_velocity
             if now <= t0 or times[0] <= t0:
                 self._last_velocity = np.zeros(pos.shape[1])
                 return q0.copy()

@@ -1,16 +1,21 @@
-"""The contract between the driver node and a robot backend.
+"""The contract between the driver and a robot backend.
 
 A backend owns the robot (or its simulation) and nothing else: it knows no ROS.
-The driver node calls it from one thread only, at the control rate, in this order
-each tick::
+The driver core (soarm_driver.core) calls it from one thread only: `connect()` (again
+after a failure), then once per control tick, in this order::
 
     backend.advance(dt)                      # sim/mock: integrate dt seconds
     q = backend.read_positions()             # radians, JOINT_NAMES order
-    backend.write_goal_positions(goal)       # radians, already safety-limited
-    frames = backend.capture_frames(t)       # only when a camera frame is due
+    v = backend.read_velocities()            # rad/s, or None (the driver differentiates q)
+    backend.set_torque(on)                   # only when /driver/enable is called
+    backend.write_goal_positions(goal)       # radians, already safety-limited (torque on only)
+    backend.reset_scene(seed, randomize)     # only when a reset_episode reaches home
+    poses = backend.object_poses()           # when joint_states are due
+    outcome = backend.task_outcome()         # when joint_states are due
+    frames = backend.capture_frames(due)     # the CameraSpecs whose frame is due this tick
 
 All joint values are SI: radians for every joint, the gripper included (the
-angle of the moving jaw, as in the SO-101 URDF; 0 is closed, larger is open).
+angle of the moving jaw, as in the SO-101 URDF; closed at its lower limit, larger is open).
 """
 
 from __future__ import annotations
@@ -55,8 +60,9 @@ class CameraFrame:
 class RobotBackend(abc.ABC):
     """Abstract robot: position-controlled joints, cameras, optional task."""
 
-    #: True when the backend's time is simulated (the driver then publishes
-    #: /clock and steps the backend as fast as it can, instead of in real time).
+    #: True when the backend's time is simulated: the driver then advances it by exactly
+    #: one control period per tick, publishes that time on /clock, and paces the ticks at
+    #: `real_time_factor` sim seconds per wall second (slower when the backend cannot keep up).
     simulated_time: bool = False
     #: Whether torque is on right after connect() (real hardware: False).
     enabled_on_start: bool = True
@@ -92,7 +98,7 @@ class RobotBackend(abc.ABC):
         """Advance the world by dt seconds (sim and mock); real robots ignore it."""
 
     def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:
-        """Capture one frame of each named camera (those due this tick)."""
+        """One frame of each of `cameras` (those due this tick), {camera name: frame}."""
         return {}
 
     def reset_scene(self, seed: int, randomize: bool) -> None:
