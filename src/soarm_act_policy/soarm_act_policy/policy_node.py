@@ -246,7 +246,7 @@ class PolicyNode(Node):
             try:
                 if not clock.sleep_until(due, context=self.context):
                     return  # context shut down
-            except Exception:  # noqa: BLE001 - clock type changed (use_sim_time toggled) or shutdown
+            except Exception:  # clock type changed (use_sim_time toggled) or shutdown
                 if self._stopping.is_set() or not self.context.ok():
                     return
                 due = clock.now()
@@ -255,7 +255,7 @@ class PolicyNode(Node):
                 return
             try:
                 self._tick()
-            except Exception as e:  # noqa: BLE001 - a tick must never kill the control thread
+            except Exception as e:  # a tick must never kill the control thread
                 if self._stopping.is_set() or not self.context.ok():
                     return
                 self.get_logger().error(f"control tick failed: {type(e).__name__}: {e}")
@@ -299,7 +299,8 @@ class PolicyNode(Node):
         msg = JointTrajectory()
         msg.header.stamp = stamp
         msg.joint_names = list(self.mapping.joint_names)
-        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(self.period)))
+        msg.points.append(
+            JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(self.period)))
         self.traj_pub.publish(msg)
 
     def _publish_path(self, stamp, plan):
@@ -315,7 +316,7 @@ class PolicyNode(Node):
                 return
         try:
             xyz = self._kinematics.end_effector_positions(plan)
-        except Exception as e:  # noqa: BLE001 - visualisation must never stop control
+        except Exception as e:  # visualisation must never stop control
             if not self._kinematics_warned:
                 self._kinematics_warned = True
                 self.get_logger().warning(f"policy/planned_path not published: {type(e).__name__}: {e}")
