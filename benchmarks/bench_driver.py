@@ -169,7 +169,8 @@ def report(label: str, res: dict) -> None:
         arr = np.array([a for a, _ in data])
         st = np.array([s for _, s in data])
         print(
-            f"{key:12s}: {len(data) / res['seconds']:.1f} msg/s received, stamp rate {1 / np.median(np.diff(st)):.1f} Hz, "
+            f"{key:12s}: {len(data) / res['seconds']:.1f} msg/s received, "
+            f"stamp rate {1 / np.median(np.diff(st)):.1f} Hz, "
             f"arrival interval p99 {np.percentile(np.diff(arr), 99) * 1e3:.1f} ms"
         )
     lat = res["latencies"] * 1e3
@@ -194,7 +195,8 @@ def main() -> None:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import rclpy
 
-    print(f"driver benchmark: backend {a.backend}, control {a.control_rate:g} Hz, {os.cpu_count()} CPUs, domain {a.domain}")
+    print(f"driver benchmark: backend {a.backend}, control {a.control_rate:g} Hz, {os.cpu_count()} CPUs, "
+          f"domain {a.domain}")
     for size in a.sizes.split(","):
         w, h = (int(x) for x in size.lower().split("x"))
         with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:

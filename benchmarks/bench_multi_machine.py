@@ -71,7 +71,8 @@ t_end = time.monotonic() + seconds + 6.0
 while time.monotonic() < t_end:
     rclpy.spin_once(node, timeout_sec=0.05)
 span = (time.monotonic() - first[0]) if first[0] else 1.0
-print("RESULT " + json.dumps({"received": len(lat), "latency_ms": sorted(lat), "mbytes_per_s": nbytes[0] / 1e6 / seconds}))
+print("RESULT " + json.dumps({"received": len(lat), "latency_ms": sorted(lat),
+                             "mbytes_per_s": nbytes[0] / 1e6 / seconds}))
 '''
 
 

@@ -61,7 +61,6 @@ def main() -> int:
     args = ap.parse_args()
 
     import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from soarm_msgs.msg import PolicyStatus
     from soarm_msgs.srv import ResetEpisode
     from std_srvs.srv import SetBool
@@ -127,9 +126,11 @@ def main() -> int:
                 late = run[-1].skipped_late - run[0].skipped_late
                 period = 1 / 30.0
                 ts = np.array([t for _, t in trajs])
-                grid = float(np.max(np.abs(((ts - ts[0]) / period) - np.round((ts - ts[0]) / period)))) if len(ts) else np.nan
+                phase = (ts - ts[0]) / period
+                grid = float(np.max(np.abs(phase - np.round(phase)))) if len(ts) else np.nan
                 gaps = np.diff([r for r, _ in trajs]) * 1000 if len(trajs) > 1 else np.array([np.nan])
-                rows.append((mode, mode_used, len(run) / elapsed, played / elapsed, late, (played + late) / (elapsed / period),
+                rows.append((mode, mode_used, len(run) / elapsed, played / elapsed, late,
+                             (played + late) / (elapsed / period),
                              grid, float(np.median(gaps)), float(np.max(gaps)), run[-1].inference_latency * 1000))
             finally:
                 stop(policy)
@@ -140,7 +141,8 @@ def main() -> int:
     print(f"\n{'mode':9s} {'used':9s} {'ticks/s':>8s} {'played/s':>9s} {'late':>6s} {'rate':>6s} {'grid':>6s} "
           f"{'gap p50':>8s} {'gap max':>8s} {'infer ms':>9s}")
     for r in rows:
-        print(f"{r[0]:9s} {r[1]:9s} {r[2]:8.1f} {r[3]:9.1f} {r[4]:6d} {r[5]:6.3f} {r[6]:6.3f} {r[7]:8.0f} {r[8]:8.0f} {r[9]:9.0f}")
+        print(f"{r[0]:9s} {r[1]:9s} {r[2]:8.1f} {r[3]:9.1f} {r[4]:6d} {r[5]:6.3f} {r[6]:6.3f} "
+              f"{r[7]:8.0f} {r[8]:8.0f} {r[9]:9.0f}")
     print(f"logs: {work}")
     return 0
 

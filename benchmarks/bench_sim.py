@@ -23,12 +23,12 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "soarm_driver"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from soarm_driver.backends.base import CameraSpec  # noqa: E402
-from soarm_driver.sim.backend import SimBackend  # noqa: E402
-from soarm_driver.sim.expert import ScriptedExpert  # noqa: E402
-from soarm_driver.sim.scene import CUBE, TARGET  # noqa: E402
+from soarm_driver.backends.base import CameraSpec
+from soarm_driver.sim.backend import SimBackend
+from soarm_driver.sim.expert import ScriptedExpert
+from soarm_driver.sim.scene import CUBE, TARGET
 
 SIZES = [(128, 96), (320, 240), (640, 480)]
 
@@ -100,8 +100,10 @@ def bench_expert(seeds: int, first_seed: int) -> None:
     if ok:
         print(f"  time to success: mean {statistics.mean(ok):.2f} s, min {min(ok):.2f}, max {max(ok):.2f} "
               f"(~{statistics.mean(ok) * 30:.0f} frames at 30 fps; planned motion {expert.duration:.1f} s)")
-    print(f"  cube centre to zone centre at the end: mean {1000 * statistics.mean(offsets):.1f} mm, max {1000 * max(offsets):.1f} mm (zone half-side 35 mm)")
-    print(f"  expert command: mean {statistics.mean(cmd_ms):.2f} ms, p95 {np.percentile(cmd_ms, 95):.2f} ms, max {max(cmd_ms):.1f} ms")
+    print(f"  cube centre to zone centre at the end: mean {1000 * statistics.mean(offsets):.1f} mm, "
+          f"max {1000 * max(offsets):.1f} mm (zone half-side 35 mm)")
+    print(f"  expert command: mean {statistics.mean(cmd_ms):.2f} ms, p95 {np.percentile(cmd_ms, 95):.2f} ms, "
+          f"max {max(cmd_ms):.1f} ms")
     failed = [first_seed + i for i, r in enumerate(results) if r is None]
     if failed:
         print(f"  failed seeds: {failed}")

@@ -84,7 +84,8 @@ def main() -> int:
         make_synthetic_dataset(root, repo_id=args.repo_id, episodes=4, frames=120)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     lerobot_train = Path(sys.executable).parent / "lerobot-train"
-    print(f"{'preset':10} {'train s/step':>13} {'lerobot-train s/step':>21} {'ratio':>7}  (median of {args.steps - args.warmup} steps, {os.cpu_count()} CPUs)")
+    print(f"{'preset':10} {'train s/step':>13} {'lerobot-train s/step':>21} {'ratio':>7}  "
+          f"(median of {args.steps - args.warmup} steps, {os.cpu_count()} CPUs)")
     for preset in args.presets:
         s = resolve_settings(parse_args(["--repo-id", args.repo_id, "--output-dir", "x", "--config", preset]))
         out = tmp / f"train_{preset}"
@@ -98,10 +99,12 @@ def main() -> int:
             if s.get("torch_threads"):
                 lenv["OMP_NUM_THREADS"] = str(s["torch_threads"])  # same thread count as our preset
             s["device"] = "cpu"
-            log2, _ = run([str(lerobot_train), *lerobot_args(s, args.repo_id, root, tmp / f"lerobot_{preset}", args.steps)], lenv)
+            log2, _ = run([str(lerobot_train), *lerobot_args(s, args.repo_id, root, tmp / f"lerobot_{preset}",
+                                                             args.steps)], lenv)
             theirs = statistics.median(step_times(log2, args.warmup))
         ratio = f"{theirs / ours:7.2f}" if theirs else "      -"
-        print(f"{preset:10} {ours:13.3f} {theirs if theirs else float('nan'):21.3f} {ratio}  (steps/s train {1 / ours:.2f})", flush=True)
+        print(f"{preset:10} {ours:13.3f} {theirs if theirs else float('nan'):21.3f} {ratio}  "
+              f"(steps/s train {1 / ours:.2f})", flush=True)
     print(f"(ratio = lerobot-train s/step / train s/step; >1 means train is faster). Runs kept in {tmp}")
     return 0
 

@@ -13,7 +13,7 @@ from launch import LaunchDescription
 from launch.actions import OpaqueFunction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import soarm_common as sc  # noqa: E402
+import soarm_common as sc
 
 
 def _setup(context):

@@ -96,7 +96,8 @@ def test_compose_services_share_host_network_and_ipc():
     for name, svc in services.items():
         assert svc["network_mode"] == "host", f"{name}: DDS discovery and UDP need host networking"
         assert svc["ipc"] == "host", f"{name}: Fast DDS shared memory needs the host IPC namespace"
-        profile = svc["environment"]["FASTDDS_DEFAULT_PROFILES_FILE"].replace("${SOARM_DDS_PROFILE:-lan.xml}", "lan.xml")
+        profile = svc["environment"]["FASTDDS_DEFAULT_PROFILES_FILE"].replace("${SOARM_DDS_PROFILE:-lan.xml}",
+                                                                              "lan.xml")
         assert in_repo(profile).is_file(), f"{name}: {profile}"
         assert "ROS_DOMAIN_ID" in svc["environment"]
     devices = " ".join(services["driver"]["devices"])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_driver_helpers import JOINTS, Status, trajectory  # noqa: E402
-from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from test_driver_helpers import JOINTS, Status, trajectory
+from trajectory_msgs.msg import JointTrajectory
 
 pytestmark = pytest.mark.dds
 

@@ -75,14 +75,15 @@ def start_driver(start_node, ros, params=None, timeout=60.0, backend="mock"):
 
     cfg = Path(__file__).resolve().parent.parent / "config" / "driver.yaml"
     proc = start_node(
-        "soarm_driver", "driver", params_file=cfg, params={"backend": backend, **ZERO_HOME, **SMALL_CAMERAS, **(params or {})}
+        "soarm_driver", "driver", params_file=cfg, params={"backend": backend, **ZERO_HOME, **SMALL_CAMERAS,
+                                                           **(params or {})}
     )
     states = Collector(ros, JointState, "joint_states")
     commands = Collector(ros, JointState, "joint_commands")
     try:
         ros.wait_for(lambda: len(states) > 2 or not proc.alive(), timeout, what="driver joint_states")
     except AssertionError:
-        raise AssertionError("driver published no joint_states; log:\n" + proc.log()[-3000:])
+        raise AssertionError("driver published no joint_states; log:\n" + proc.log()[-3000:]) from None
     assert proc.alive(), "driver exited:\n" + proc.log()[-3000:]
     return proc, states, commands
 
@@ -132,7 +133,8 @@ class SceneAfterReset:
 
         self.ros = ros
         self.started_kind = EpisodeEvent.STARTED
-        latched = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.events = Collector(ros, EpisodeEvent, "episode_events", latched)
         self.objects = Collector(ros, MarkerArray, "scene/objects")
 

@@ -57,7 +57,8 @@ def test_trajectory_interpolated_and_reached(start_node, ros_node):
     start = now_s(ros_node) + 1.0
     pub.publish(trajectory([(0.6, target1), (1.2, target2)], stamp=start))
     ros_node.wait_for(
-        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > start + 1.5, 20, what="trajectory end"
+        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > start + 1.5, 20,
+        what="trajectory end"
     )
     checked = 0
     for m in commands.snapshot():
@@ -84,7 +85,8 @@ def test_newer_trajectory_replaces_older(start_node, ros_node):
     second = [-0.5] * 5 + [0.0]
     pub.publish(trajectory([(0.5, second)], stamp=t1))
     ros_node.wait_for(
-        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > t1 + 0.8, 20, what="second trajectory end"
+        lambda: commands.last() is not None and stamp_s(commands.last().header.stamp) > t1 + 0.8, 20,
+        what="second trajectory end"
     )
     goals = [(stamp_s(m.header.stamp), positions(m)) for m in commands.snapshot()]
     peak = max(q[0] for _, q in goals)
@@ -207,7 +209,8 @@ def test_reset_episode_event_sequence_and_seeded_scene(start_node, ros_node):
     events = scene.events
     home = np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.3])
 
-    r1 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(task="stack it", seed=7, randomize=True), timeout=30)
+    r1 = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(task="stack it", seed=7, randomize=True),
+                       timeout=30)
     assert r1.success and r1.episode_index == 0 and r1.seed_used == 7, r1.message
     ros_node.wait_for(lambda: np.allclose(positions(states.last()), home, atol=0.05), 5, what="arm at home")
     cube_a = scene.cube(0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_driver_helpers import (  # noqa: E402
+from test_driver_helpers import (
     JOINTS, Collector, SceneAfterReset, Status, start_driver, stamp_s, trajectory,
 )
 
@@ -72,7 +72,8 @@ def test_sim_backend_clock_images_tracking_and_seeded_reset(start_node, ros_node
         what="trajectory executed in sim",
     )
     goals = {round(stamp_s(m.header.stamp), 4): by_name(m) for m in commands.snapshot()}
-    errs = [np.abs(by_name(m) - goals[k])[:5] for m in states.snapshot() if (k := round(stamp_s(m.header.stamp), 4)) in goals]
+    errs = [np.abs(by_name(m) - goals[k])[:5] for m in states.snapshot() if (k := round(stamp_s(m.header.stamp),
+                                                                                        4)) in goals]
     assert len(errs) >= 20
     err = np.max(errs)
     print(f"trajectory phase done after {time.monotonic() - t_start:.1f} s wall")

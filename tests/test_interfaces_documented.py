@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from test_driver_helpers import SMALL_CAMERAS, ZERO_HOME, Collector  # noqa: E402
+from test_driver_helpers import SMALL_CAMERAS, ZERO_HOME, Collector
 
 pytestmark = pytest.mark.dds
 

@@ -18,14 +18,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from multi_machine_hosts import TwoHosts, dds_env, run, stop  # noqa: E402
+from multi_machine_hosts import TwoHosts, dds_env, run, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DDS = ROOT / "config" / "dds"
@@ -221,9 +220,11 @@ def test_driver_and_policy_node_on_two_hosts_over_unicast_profile(hosts, tmp_pat
     script.write_text(OPERATOR)
     procs = []
     try:
-        procs.append(hosts.popen("robot", [str(DRIVER), "--ros-args", "--params-file", str(ROOT / "config" / "driver.yaml"),
+        procs.append(hosts.popen("robot", [str(DRIVER), "--ros-args", "--params-file",
+                                           str(ROOT / "config" / "driver.yaml"),
                                            "-p", "backend:=mock", *small], env, logs["driver"]))
-        procs.append(hosts.popen("gpu", [str(POLICY), "--ros-args", "--params-file", str(ROOT / "config" / "policy.yaml"),
+        procs.append(hosts.popen("gpu", [str(POLICY), "--ros-args", "--params-file",
+                                         str(ROOT / "config" / "policy.yaml"),
                                          "-p", f"checkpoint:={tiny_checkpoint}", "-p", "torch_threads:=1"],
                                  env, logs["policy"]))
         operator = hosts.popen("gpu", [sys.executable, str(script), json.dumps(POLICY_TARGET), "120"], env,

@@ -129,7 +129,8 @@ class Outputs:
         self.status: list = []
         self.paths: list = []
         node = ros_node.node
-        node.create_subscription(JointTrajectory, "joint_trajectory", lambda m: self.traj.append((time.monotonic(), m)), 50)
+        node.create_subscription(JointTrajectory, "joint_trajectory", lambda m: self.traj.append((time.monotonic(),
+                                                                                                  m)), 50)
         node.create_subscription(PolicyStatus, "policy_status", lambda m: self.status.append((time.monotonic(), m)), 50)
         node.create_subscription(MarkerArray, "policy/planned_path", lambda m: self.paths.append(m), 10)
 
@@ -238,7 +239,8 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
     s = out.wait_status(lambda s: s.skipped_stale >= 3 and "cameras/wrist/image_raw" in s.hold_reason, 60,
                         "stale skips naming the wrist camera", since=time.monotonic())
     assert s.state == PolicyStatus.HOLDING
-    assert s.hold_reason.startswith("stale observation: cameras/wrist/image_raw is ") and "(max 0.25 s)" in s.hold_reason
+    assert s.hold_reason.startswith("stale observation: cameras/wrist/image_raw is ")
+    assert "(max 0.25 s)" in s.hold_reason
     sensors.paused.clear()
     out.wait_status(lambda s: s.state == PolicyStatus.RUNNING, 60, "running again", since=time.monotonic())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from test_driver_helpers import JOINTS, Collector  # noqa: E402
+from test_driver_helpers import JOINTS, Collector
 
 pytestmark = pytest.mark.dds
 
@@ -81,7 +81,8 @@ def test_teleop_follows_episodes_started_by_others(start_node, ros_node):
 
     events = Collector(ros_node, EpisodeEvent, "episode_events", events_qos())
     start_driver(start_node)
-    teleop = start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml", params={"use_sim_time": True})
+    teleop = start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml",
+                        params={"use_sim_time": True})
     resp = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=40, randomize=True), timeout=90)
     assert resp.success, resp.message
     ros_node.wait_for(lambda: resp.episode_index in successes(events), 60, what="SUCCESS of the episode we started")

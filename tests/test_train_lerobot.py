@@ -3,8 +3,8 @@
 The dataset is written with LeRobot's own API (2 episodes x 40 frames, two 96x128 video
 cameras, the project's features). Checks: LeRobot's checkpoint layout, the metrics
 (L1, KL, loss, grad norm, lr), loading with ACTPolicy.from_pretrained + processors,
-initial backbone weights from a local file, the --max-minutes time budget. (Resuming is covered by tests/test_demo_smoke.py
-on a dataset converted from bags.)
+initial backbone weights from a local file, the --max-minutes time budget. (Resuming is covered
+by tests/test_demo_smoke.py on a dataset converted from bags.)
 """
 
 import json

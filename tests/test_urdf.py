@@ -107,7 +107,8 @@ def test_mesh_urdf_places_meshes_where_mujoco_does():
         for g, visual in zip(geoms, urdf_visuals):
             origin = visual.find("origin")
             joint_xml = (f"<robot><link name='a'/><link name='b'/><joint name='v' type='fixed'><parent link='a'/>"
-                         f"<child link='b'/><origin xyz='{origin.get('xyz')}' rpy='{origin.get('rpy')}'/></joint></robot>")
+                         f"<child link='b'/><origin xyz='{origin.get('xyz')}' rpy='{origin.get('rpy')}'/>"
+                         "</joint></robot>")
             offset = KinematicChain(joint_xml, root_link="a", tip_link="b").transforms(np.zeros((1, 6)))[0]
             pose = link_pose @ offset
             # MuJoCo re-centres a mesh on its inertial frame (mesh_pos/mesh_quat) and moves
@@ -161,7 +162,8 @@ def test_camera_optical_frames_match_the_sim_cameras():
         mujoco.mj_kinematics(model, data)
         mujoco.mj_camlight(model, data)
         for camera in ("front", "wrist"):
-            pose = KinematicChain(text, root_link="world", tip_link=f"{camera}_camera_optical_frame").transforms(row[None])[0]
+            pose = KinematicChain(text, root_link="world",
+                                  tip_link=f"{camera}_camera_optical_frame").transforms(row[None])[0]
             cam = model.camera(camera).id
             np.testing.assert_allclose(pose[:3, 3], data.cam_xpos[cam], atol=1e-6, err_msg=camera)
             np.testing.assert_allclose(pose[:3, :3], data.cam_xmat[cam].reshape(3, 3) @ to_optical, atol=1e-6,

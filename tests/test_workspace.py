@@ -2,9 +2,7 @@
 
 import configparser
 import re
-import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest

@@ -143,7 +143,8 @@ def check_compatible(spec: CheckpointSpec, mapping: ObservationMapping, image_si
         if missing:
             msg += f" checkpoint needs {missing} but no configured camera feeds it"
         if extra:
-            msg += f"{';' if missing else ''} configured camera(s) {[have[k] for k in extra]} feed {extra}, unknown to the checkpoint"
+            msg += (f"{';' if missing else ''} configured camera(s) {[have[k] for k in extra]} feed {extra}, "
+                    "unknown to the checkpoint")
         msg += (
             f" (checkpoint cameras: {sorted(want)}; configured cameras: {list(mapping.cameras)}; "
             f"set `cameras`, or map names with `camera_keys` like 'front:top')"

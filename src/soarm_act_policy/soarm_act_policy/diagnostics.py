@@ -40,7 +40,8 @@ class TickRate:
         return True
 
 
-def policy_diagnostics(node_name: str, status: PolicyStatus, tick_rate: float, control_rate_hz: float) -> DiagnosticArray:
+def policy_diagnostics(node_name: str, status: PolicyStatus, tick_rate: float,
+                       control_rate_hz: float) -> DiagnosticArray:
     """The policy's DiagnosticArray, stamped as `status`."""
     state = STATE_NAMES.get(status.state, str(status.state))
     if status.state == PolicyStatus.ERROR:
@@ -57,7 +58,8 @@ def policy_diagnostics(node_name: str, status: PolicyStatus, tick_rate: float, c
         "control rate (Hz)": f"{control_rate_hz:g}",
         "tick rate (Hz, node clock)": f"{tick_rate:.1f}",
         "inference latency (ms)": "n/a" if not math.isfinite(latency) else f"{latency * 1000:.1f}",
-        "observation age (ms)": f"{status.observation_age * 1000:.1f}" if math.isfinite(status.observation_age) else "n/a",
+        "observation age (ms)": (f"{status.observation_age * 1000:.1f}" if math.isfinite(status.observation_age)
+                                 else "n/a"),
         **{name: str(getattr(status, name)) for name in COUNTERS},
     }
     diag = DiagnosticStatus(level=level, name=f"{node_name}: control loop", message=message, hardware_id="act policy",

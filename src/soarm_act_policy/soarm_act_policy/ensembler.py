@@ -6,8 +6,8 @@ step is the weighted mean of every prediction that covers it, with weights
 ``w_i = exp(-m * i)`` where ``i`` counts the predictions of that step in arrival order,
 ``w_0`` being the oldest (as in the paper and in LeRobot's ACTTemporalEnsembler).
 
-Storage is a fixed ring of `chunk_size` steps (no prediction reaches further) holding, per step, the running weighted sum,
-the running sum of weights and the number of predictions: adding a chunk and
+Storage is a fixed ring of `chunk_size` steps (no prediction reaches further) holding, per
+step, the running weighted sum, the running sum of weights and the number of predictions: adding a chunk and
 advancing cost O(chunk length x action size), independent of how long it has run.
 
 In synchronous ensembling a chunk arrives every step with ``start == current``; this

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from soarm_act_policy.evaluation.report import (
-    STAGES, EpisodeResult, format_stage_rates, latency_stats, stage_names, stage_rates, summarize, write_json, write_plot,
+    STAGES, EpisodeResult, format_stage_rates, latency_stats, stage_names, stage_rates, summarize, write_json,
+    write_plot,
 )
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")

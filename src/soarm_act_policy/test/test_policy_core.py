@@ -215,7 +215,8 @@ def test_feature_checks_name_the_mismatch(tiny_ckpt):
         check_compatible(spec, ObservationMapping(cameras=("side", "wrist")))
     # renaming fixes it
     check_compatible(spec, ObservationMapping(cameras=("side", "wrist"), camera_keys={"side": "front"}))
-    with pytest.raises(CheckpointError, match=r"state observation.state has shape \(6,\), configured joints give \(5,\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"state observation.state has shape \(6,\), configured joints give \(5,\)"):
         check_compatible(spec, ObservationMapping(joint_names=JOINT_NAMES[:5]))
     with pytest.raises(CheckpointError, match="is 128x96.*cameras publish 640x480"):
         check_compatible(spec, ObservationMapping(), image_size=(640, 480))
@@ -366,7 +367,7 @@ def test_async_never_waits_and_places_chunks_at_their_observation_step():
                 plans.append((r.chunk_index, r.plan[0].copy(), r.num_blended))
             time.sleep(0.01)
         assert len(plans) >= 10 and max(n for *_, n in plans) >= 2
-        for step, action, n in plans:
+        for _step, action, n in plans:
             if n == 1:  # one prediction: chunk index j == step - start, an integer >= 0
                 assert action[1] == int(action[1]) and action[1] >= 0
     finally:

@@ -124,7 +124,8 @@ def test_lagging_recorder_files_messages_by_stamp(tmp_path):
     stamps = []
     for bag in rec.closed_bags:
         with open_bag(bag) as b:
-            stamps.append([(m.topic[1:2], m.msg.header.stamp.nanosec) for m in b.messages(["joint_states", "episode_events"])])
+            stamps.append([(m.topic[1:2], m.msg.header.stamp.nanosec) for m in b.messages(["joint_states",
+                                                                                           "episode_events"])])
     assert [sorted(s, key=lambda x: x[1]) for s in stamps] == [
         [("e", 10), ("j", 12), ("j", 15), ("e", 20)], [("e", 30), ("j", 31), ("e", 40)]]
 

@@ -41,13 +41,15 @@ def test_seed_defaults_without_preset():
 
 def test_large_preset_values():
     s = settings_for("--config", "large")
-    assert (s["dim_model"], s["n_heads"], s["n_encoder_layers"], s["n_decoder_layers"], s["latent_dim"]) == (1024, 16, 6, 1, 64)
+    keys = ("dim_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "latent_dim")
+    assert tuple(s[k] for k in keys) == (1024, 16, 6, 1, 64)
     assert (s["lr"], s["lr_backbone"], s["steps"]) == (5e-6, 1e-6, 200_000)
 
 
 def test_baseline_preset_values():
     s = settings_for("--config", "baseline")
-    assert (s["dim_model"], s["n_heads"], s["n_encoder_layers"], s["latent_dim"], s["lr"], s["lr_backbone"]) == (512, 8, 4, 32, 1e-5, 1e-5)
+    keys = ("dim_model", "n_heads", "n_encoder_layers", "latent_dim", "lr", "lr_backbone")
+    assert tuple(s[k] for k in keys) == (512, 8, 4, 32, 1e-5, 1e-5)
 
 
 def test_explicit_flags_override_preset():

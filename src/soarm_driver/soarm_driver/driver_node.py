@@ -50,7 +50,8 @@ BACKEND_PARAM_PREFIXES = ("sim.", "mock.", "feetech.")
 ENABLE_TIMEOUT, RESET_TIMEOUT = 10.0, 180.0
 
 PARAMETERS = [
-    ("backend", "sim", "Robot backend: 'sim' (MuJoCo, default), 'mock' (kinematic, synthetic images), 'feetech' (real SO-101)."),
+    ("backend", "sim",
+     "Robot backend: 'sim' (MuJoCo, default), 'mock' (kinematic, synthetic images), 'feetech' (real SO-101)."),
     ("port", "/dev/ttyACM0", "feetech: serial port of the follower arm's motor bus."),
     ("calibration_file", "", "feetech: LeRobot calibration JSON of the follower arm (from lerobot-calibrate)."),
     ("camera_names", ["front", "wrist"], "Cameras to publish; each has cameras.<name>.{width,height,fps,source}."),
@@ -63,7 +64,8 @@ PARAMETERS = [
     ("home_pose", list(HOME_POSE), "Home pose (rad): start pose of sim/mock, reached on reset_episode."),
     ("home_speed", 0.8, "Speed (rad/s, fastest joint) of the move to home on reset_episode."),
     ("real_time_factor", 1.0, "Simulated backends: sim seconds per wall second (pacing of the simulation)."),
-    ("task", "", "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK."),
+    ("task", "",
+     "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK."),
     ("reconnect_period", 2.0, "Seconds between reconnection attempts after a backend error."),
     ("status_period", 1.0, "Seconds between ~/status messages (also published on every change) and /diagnostics."),
 ]
@@ -102,8 +104,10 @@ class DriverNode(Node):
             raise self._build_error
         simulated = self.core.simulated
 
-        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        status_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        status_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
         sensor = qos_profile_sensor_data
         self.pub_state = self.create_publisher(JointState, "joint_states", 10)
         self.pub_cmd = self.create_publisher(JointState, "joint_commands", 10)
@@ -112,10 +116,13 @@ class DriverNode(Node):
         self.pub_status = self.create_publisher(DriverStatus, "~/status", status_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if simulated else None
-        self.pub_images = {c.name: self.create_publisher(Image, f"cameras/{c.name}/image_raw", sensor) for c in self.cameras}
-        self.pub_infos = {c.name: self.create_publisher(CameraInfo, f"cameras/{c.name}/camera_info", sensor) for c in self.cameras}
+        self.pub_images = {c.name: self.create_publisher(Image, f"cameras/{c.name}/image_raw",
+                                                         sensor) for c in self.cameras}
+        self.pub_infos = {c.name: self.create_publisher(CameraInfo, f"cameras/{c.name}/camera_info",
+                                                        sensor) for c in self.cameras}
         self.create_subscription(JointTrajectory, "joint_trajectory", self._on_trajectory, 10)
-        self.create_service(ResetEpisode, "reset_episode", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(ResetEpisode, "reset_episode", self._on_reset,
+                            callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self._ready.set()
         self.get_logger().info(
@@ -129,8 +136,10 @@ class DriverNode(Node):
         specs = []
         for name in filter(None, names):
             pre = f"cameras.{name}."
-            w, h, fps, src = (declare_parameter(self, pre + key, default, f"Camera {name}: {desc}") for key, default, desc in (
-                ("width", 640, "image width (px)."), ("height", 480, "image height (px)."), ("fps", 30.0, "frame rate (Hz)."),
+            w, h, fps, src = (declare_parameter(self, pre + key, default, f"Camera {name}: {desc}") for key, default,
+                              desc in (
+                ("width", 640, "image width (px)."), ("height", 480, "image height (px)."), ("fps", 30.0,
+                                                                                             "frame rate (Hz)."),
                 ("source", "", "MuJoCo camera name (sim) or OpenCV index/path (feetech).")))
             if w <= 0 or h <= 0 or fps <= 0:
                 raise ConfigurationError(f"camera {name}: width, height and fps must be > 0")

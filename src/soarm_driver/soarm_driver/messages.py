@@ -63,7 +63,8 @@ def object_markers(poses: dict, now: float) -> MarkerArray:
         m.ns, m.id = name, 0
         m.type, m.action = Marker.CUBE, Marker.ADD
         m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(x) for x in xyz)
-        m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = (float(x) for x in quat)
+        o = m.pose.orientation
+        o.w, o.x, o.y, o.z = (float(x) for x in quat)
         scale, rgb = MARKER_STYLES.get(name, DEFAULT_STYLE)
         m.scale.x, m.scale.y, m.scale.z = scale
         m.color.r, m.color.g, m.color.b = rgb

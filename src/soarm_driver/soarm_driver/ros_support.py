@@ -48,7 +48,8 @@ def declare_parameter(node, name: str, default, description: str):
     """Declare one parameter with its description; returns its value (see the module docstring)."""
     if not _is_number(default):
         return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
-    value = node.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True)).value
+    value = node.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      dynamic_typing=True)).value
     if not _is_number(value):
         raise ConfigurationError(f"parameter {name} must be a number, got {value!r}")
     return type(default)(value)

@@ -44,8 +44,10 @@ class LeaderArm:
         try:
             from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
         except ImportError as exc:
-            raise RuntimeError("leader mode needs LeRobot with Feetech support: pip install 'lerobot[feetech]'") from exc
-        config = SO101LeaderConfig(port=self.port, id=self.robot_id, calibration_dir=self.calibration_dir, use_degrees=True)
+            raise RuntimeError(
+                "leader mode needs LeRobot with Feetech support: pip install 'lerobot[feetech]'") from exc
+        config = SO101LeaderConfig(port=self.port, id=self.robot_id, calibration_dir=self.calibration_dir,
+                                   use_degrees=True)
         leader = SO101Leader(config)
         if not leader.calibration:
             raise RuntimeError(

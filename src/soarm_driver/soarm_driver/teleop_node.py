@@ -42,12 +42,14 @@ from soarm_driver.ros_support import (
 PARAMETERS = [
     ("source", "scripted", "Command source: 'scripted' (sim expert) or 'leader' (SO-101 leader arm via LeRobot)."),
     ("rate_hz", 30.0, "Rate of joint_trajectory commands (Hz)."),
-    ("episodes", 0, "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others."),
+    ("episodes", 0,
+     "scripted: >0 drives a session of N episodes itself through reset_episode; 0 follows episodes started by others."),
     ("seed", 0, "scripted session: seed of the first episode (episode i uses seed + i)."),
     ("randomize", True, "scripted session: randomize the scene from the seed."),
     ("task", "", "scripted session: task text for reset_episode (empty: the driver's default)."),
     ("episode_timeout", 20.0, "scripted: give up on an episode this long after it started (s, node clock)."),
-    ("post_success_time", 1.0, "scripted: keep streaming (the arm above the placed cube) this long after SUCCESS before stopping (s)."),
+    ("post_success_time", 1.0,
+     "scripted: keep streaming (the arm above the placed cube) this long after SUCCESS before stopping (s)."),
     ("reset_timeout", 60.0, "scripted session: wall-clock limit for a reset_episode call (s)."),
     ("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm."),
     ("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file)."),
@@ -111,9 +113,12 @@ class TeleopNode(Node):
 
         self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
         group = ReentrantCallbackGroup()
-        events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data, callback_group=group)
-        self.create_subscription(MarkerArray, "scene/objects", self._on_objects, qos_profile_sensor_data, callback_group=group)
+        events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data,
+                                 callback_group=group)
+        self.create_subscription(MarkerArray, "scene/objects", self._on_objects, qos_profile_sensor_data,
+                                 callback_group=group)
         self.create_subscription(EpisodeEvent, "episode_events", self._on_event, events_qos, callback_group=group)
         self.reset_client = self.create_client(ResetEpisode, "reset_episode", callback_group=group)
 
@@ -163,13 +168,15 @@ class TeleopNode(Node):
             result = None
             while rclpy.ok() and result is None:
                 if time.monotonic() > guard:
-                    raise RuntimeError(f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
+                    raise RuntimeError(
+                        f"episode {index} (seed {seed}) never finished: is the driver (and /clock) alive?")
                 time.sleep(0.02)
                 result = self.episode_runner.result(index)
             if result is None:
                 raise KeyboardInterrupt  # shut down (Ctrl-C) while the episode ran
             successes += result == "success"
-            self.get_logger().info(f"session episode {i + 1}/{self.episodes} (index {index}, seed {seed}): {result}; {successes} successes so far")
+            self.get_logger().info(f"session episode {i + 1}/{self.episodes} (index {index}, seed {seed}): "
+                                   f"{result}; {successes} successes so far")
         return successes
 
     # ------------------------------------------------------------------ leader

@@ -28,7 +28,8 @@ def test_joint_state_and_camera_messages():
 
 
 def test_object_markers_cube_and_flat_target():
-    arr = object_markers({"cube": ((0.2, 0.0, 0.0125), (1, 0, 0, 0)), "target": ((0.25, 0.1, 0.001), (1, 0, 0, 0))}, 1.0)
+    arr = object_markers({"cube": ((0.2, 0.0, 0.0125), (1, 0, 0, 0)), "target": ((0.25, 0.1, 0.001), (1, 0, 0, 0))},
+                         1.0)
     by_ns = {m.ns: m for m in arr.markers}
     assert set(by_ns) == {"cube", "target"} and all(m.header.frame_id == "world" for m in arr.markers)
     assert (by_ns["cube"].scale.x, by_ns["cube"].scale.z) == (0.025, 0.025)
@@ -51,7 +52,8 @@ def test_driver_status_message_and_diagnostics_levels():
     assert (msg.state, msg.stages, msg.accepted, msg.clamped, msg.episode_index) == (Msg.ENABLED, -1, 5, 1, 2)
     assert driver_status(DriverStatus(state="ERROR", stages=3), 0.0).stages == 3
     assert level_and_message(st, 60.0, 59.0)[0] == DiagnosticStatus.OK
-    assert level_and_message(st, 60.0, 30.0) == (DiagnosticStatus.WARN, "ENABLED; control loop late: 30.0 ticks/s of 60")
+    assert level_and_message(st, 60.0, 30.0) == (DiagnosticStatus.WARN,
+                                                 "ENABLED; control loop late: 30.0 ticks/s of 60")
     err = DriverStatus(state="ERROR", detail="port gone")
     assert level_and_message(err, 60.0, 60.0) == (DiagnosticStatus.ERROR, "ERROR: port gone")
     assert level_and_message(DriverStatus(), 60.0, 60.0)[0] == DiagnosticStatus.WARN  # connecting

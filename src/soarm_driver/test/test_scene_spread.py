@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mujoco")
-from soarm_driver.sim.backend import scene_from_seed  # noqa: E402
-from soarm_driver.sim.scene import SceneConfig  # noqa: E402
+from soarm_driver.sim.backend import scene_from_seed
+from soarm_driver.sim.scene import SceneConfig
 
 
 def test_spread_boxes_scenes_around_the_nominal_positions():
@@ -23,7 +23,8 @@ def test_spread_boxes_scenes_around_the_nominal_positions():
         cubes.append(cube[:2])
         cubes_full.append(scene_from_seed(seed, True, full)[0][:2])
     # the narrow scenes really vary, and far less than the full ones
-    assert 0.005 < np.std(cubes, axis=0).min() and np.std(cubes, axis=0).max() < 0.5 * np.std(cubes_full, axis=0).min() + 0.02
+    assert 0.005 < np.std(cubes, axis=0).min() and np.std(cubes, axis=0).max() < 0.5 * np.std(cubes_full,
+                                                                                              axis=0).min() + 0.02
     c1, y1, t1 = scene_from_seed(7, True, narrow)
     c2, y2, t2 = scene_from_seed(7, True, narrow)
     assert np.array_equal(c1, c2) and y1 == y2 and np.array_equal(t1, t2)

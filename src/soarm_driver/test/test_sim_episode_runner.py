@@ -81,7 +81,8 @@ def test_waits_for_poses_of_the_new_scene(sim, expert):
 
 def test_times_out_without_success(sim, expert):
     logs = []
-    runner = EpisodeRunner(expert, episode_timeout=2.0, post_success_time=1.0, log=lambda lvl, txt: logs.append((lvl, txt)))
+    runner = EpisodeRunner(expert, episode_timeout=2.0, post_success_time=1.0, log=lambda lvl, txt: logs.append((lvl,
+                                                                                                                 txt)))
     runner.on_started(5, sim.time)
     goals = run(sim, runner, 3.0)
     assert runner.result(5) == "timeout"

@@ -27,7 +27,7 @@ def default_topics_file() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         candidates.append(Path(get_package_share_directory("soarm_act_policy")) / "config" / FILE_NAME)
-    except Exception:  # noqa: BLE001 - no ament index (plain pip install) or package not installed
+    except Exception:  # no ament index (plain pip install) or package not installed
         pass
     # <repo>/src/soarm_act_policy/soarm_act_policy/bags/topics.py -> <repo>/config
     candidates.append(Path(__file__).resolve().parents[4] / "config" / FILE_NAME)

@@ -37,7 +37,7 @@ def iter_frames(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, 
             if remaining[c].get(i):
                 try:
                     cache[c][i] = to_rgb(bag.deserialize(m))
-                except Exception as exc:  # noqa: BLE001 - name bag and topic
+                except Exception as exc:  # name bag and topic
                     raise BagError(bag_path, f"cannot decode image {i}: {exc}", topic=m.topic) from exc
             while g < len(order) and all(int(need[c][g]) in cache[c] for c in cameras):
                 plan, k = order[g]

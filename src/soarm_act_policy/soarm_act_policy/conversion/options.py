@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The SO-101 joint order of the dataset vectors (matched by name in the bags).
-from ..joints import JOINT_NAMES  # noqa: E402,F401  (re-exported)
+from ..joints import JOINT_NAMES
 
 ROBOT_TYPE = "so101_follower"
 RULES = ("linear", "hold")

@@ -23,19 +23,23 @@ from .report import REPORT_JSON, REPORT_PNG, format_stage_rates, stage_names, su
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--episode-time", type=float, default=60.0,
                    help="max policy time per episode, s of node clock (sim time with use_sim_time) (default: 60)")
     p.add_argument("--reset-time", type=float, default=60.0,
                    help="max time for the driver's reset (home + new scene) between episodes, s (default: 60)")
-    p.add_argument("--hold-time", type=float, default=1.0, help="pause after each episode with the arm holding, s (default: 1)")
+    p.add_argument("--hold-time", type=float, default=1.0,
+                   help="pause after each episode with the arm holding, s (default: 1)")
     p.add_argument("--task-description", default="",
                    help="task text for the episodes (default: the driver's task)")
-    p.add_argument("--fps", type=float, default=30.0, help="rate at which evaluate checks for success/timeout, Hz (default: 30)")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="rate at which evaluate checks for success/timeout, Hz (default: 30)")
     p.add_argument("--seed", type=int, default=1000,
                    help="scene seed of episode 0; episode i uses seed+i (default: 1000, apart from demo seeds)")
-    p.add_argument("--no-randomize", dest="randomize", action="store_false", help="nominal scene instead of a random one")
+    p.add_argument("--no-randomize", dest="randomize", action="store_false",
+                   help="nominal scene instead of a random one")
     p.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=True,
                    help="follow /clock (sim); --no-use-sim-time on real hardware (default: on)")
     p.add_argument("--enable-driver", action=argparse.BooleanOptionalAction, default=True,
@@ -84,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"error: {r.error}" if r.error else f"FAILURE (timeout {args.episode_time:.0f} s)")
             lat = r.latency.get("median")
             reached = "" if r.stages is None else f"; stages: {', '.join(stage_names(r.stages)) or 'none'}"
-            client.log(f"episode {i + 1}/{args.num_episodes}: {what}{reached}; inference median "
-                       f"{lat * 1000:.0f} ms" if lat is not None else f"episode {i + 1}/{args.num_episodes}: {what}{reached}")
+            latency = "" if lat is None else f"; inference median {lat * 1000:.0f} ms"
+            client.log(f"episode {i + 1}/{args.num_episodes}: {what}{reached}{latency}")
             client.log(f"running success rate {ok}/{len(episodes)}")
     except EvaluationError as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         all_lat = list(client.all_latencies)
         client.close()
-    report = summarize(episodes, all_lat, {**vars(args), "output_dir": str(out), "wall_time_s": round(time.monotonic() - t_start, 1)})
+    report = summarize(episodes, all_lat, {**vars(args), "output_dir": str(out),
+                                           "wall_time_s": round(time.monotonic() - t_start, 1)})
     json_path = write_json(report, out / REPORT_JSON)
     if args.plot and episodes:
         write_plot(episodes, all_lat, JOINT_NAMES, out / REPORT_PNG,

@@ -192,7 +192,8 @@ class EvalClient:
     def prepare(self):
         self.wait_for_clock(self.s.service_timeout)
         if self.s.enable_driver:
-            r = self._call(self.cli_driver_enable, SetBool.Request(data=True), self.s.service_timeout, "enable the driver")
+            r = self._call(self.cli_driver_enable, SetBool.Request(data=True), self.s.service_timeout,
+                           "enable the driver")
             if not r.success:
                 raise EvaluationError(f"driver refused enable: {r.message}")
 
@@ -257,7 +258,8 @@ class EvalClient:
             if success_ev is not None or elapsed >= s.episode_time:
                 break
             if time.monotonic() > wall_deadline:
-                result.error = f"node clock stalled: {elapsed:.1f} s of {s.episode_time:.1f} s after a wall-clock timeout"
+                result.error = (f"node clock stalled: {elapsed:.1f} s of {s.episode_time:.1f} s after a "
+                                "wall-clock timeout")
                 break
             time.sleep(period)
         t_end = self.now()

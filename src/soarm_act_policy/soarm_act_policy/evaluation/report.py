@@ -135,7 +135,8 @@ def write_json(report: dict, path: Path) -> Path:
     return path
 
 
-def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_names, path: Path, title: str = "") -> Path:
+def write_plot(episodes: list[EpisodeResult], all_latencies: list[float], joint_names, path: Path,
+               title: str = "") -> Path:
     import io
 
     import matplotlib

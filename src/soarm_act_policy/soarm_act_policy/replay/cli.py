@@ -30,7 +30,8 @@ REPORT_JSON = "replay_report.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="replay", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo-id", required=True, help="dataset repo id, e.g. local/soarm_sim_demo")
     p.add_argument("--root", type=Path, default=None,
                    help="dataset directory (holding meta/info.json) or a parent holding <repo-id>/ "
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results), flush=True)
     rms = report["state_rms"]
     print(f"[replay] success: {report['successes']}/{report['num_episodes']}"
-          + (f"; state RMS (rad) " + ", ".join(f"{j} {v:.4f}" for j, v in rms.items()) if rms else "")
+          + ("; state RMS (rad) " + ", ".join(f"{j} {v:.4f}" for j, v in rms.items()) if rms else "")
           + f"; report: {path}", flush=True)
     if rc == 0 and (not results or any(r.error for r in results)):
         rc = 1

@@ -99,7 +99,8 @@ def _check_matches(state: dict, vision_backbone: str, source: str) -> dict:
 
     trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
     model = getattr(tvm, vision_backbone)(weights=None)
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    expected = {k: v for k,
+                v in model.state_dict().items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(trunk))
     unexpected = sorted(k for k in set(trunk) - set(expected) if not k.endswith("num_batches_tracked"))
     shape_errors = [k for k in expected if k in trunk and tuple(trunk[k].shape) != tuple(expected[k].shape)]
@@ -127,7 +128,8 @@ def load_backbone_state(spec: str, vision_backbone: str = "resnet18", probe_time
         if not cache.exists():
             weights = imagenet_weights(vision_backbone)
             if is_offline():
-                raise BackboneWeightsError(_offline_message(vision_backbone, "offline mode is set (HF_HUB_OFFLINE/SOARM_OFFLINE)"))
+                raise BackboneWeightsError(_offline_message(vision_backbone,
+                                                            "offline mode is set (HF_HUB_OFFLINE/SOARM_OFFLINE)"))
             if not _host_reachable(weights.url, probe_timeout):
                 host = urlparse(weights.url).hostname
                 raise BackboneWeightsError(_offline_message(vision_backbone, f"{host} is unreachable"))

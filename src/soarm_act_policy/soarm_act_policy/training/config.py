@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoints in LeRobot's layout). Precedence: defaults < --config preset < explicit flags.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Presets:\n"
-        + "\n".join(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()) for name, values in PRESETS.items()),
+        + "\n".join(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()) for name,
+                    values in PRESETS.items()),
     )
     S = argparse.SUPPRESS
 
@@ -95,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("ACT")
     g.add_argument("--chunk-size", type=_positive_int, default=S, help="action chunk size" + d("chunk_size"))
     g.add_argument("--n-action-steps", type=_positive_int, default=S,
-                   help="actions executed per query" + d("n_action_steps") + "; capped at --chunk-size when only the chunk size is given")
+                   help="actions executed per query" + d("n_action_steps")
+                   + "; capped at --chunk-size when only the chunk size is given")
     g.add_argument("--lr", type=_positive_float, default=S, help="learning rate" + d("lr"))
     g.add_argument("--lr-backbone", type=_positive_float, default=S, help="backbone learning rate (default: --lr)")
     g.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay" + d("weight_decay"))
@@ -111,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-decoder-layers", type=_positive_int, default=S, help="decoder layers" + d("n_decoder_layers"))
     g.add_argument("--use-vae", action=argparse.BooleanOptionalAction, default=S, help="VAE objective" + d("use_vae"))
     g.add_argument("--latent-dim", type=_positive_int, default=S, help="VAE latent size" + d("latent_dim"))
-    g.add_argument("--n-vae-encoder-layers", type=_positive_int, default=S, help="VAE encoder layers" + d("n_vae_encoder_layers"))
+    g.add_argument("--n-vae-encoder-layers", type=_positive_int, default=S,
+                   help="VAE encoder layers" + d("n_vae_encoder_layers"))
 
     g = p.add_argument_group("logging and checkpointing")
     g.add_argument("--log-freq", type=_positive_int, default=S, help="log metrics every N steps" + d("log_freq"))
@@ -119,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-minutes", type=_positive_float, default=S,
                    help="time budget: after this many minutes save a checkpoint of the current step and stop "
                    "(resume later with --resume) (default: none)")
-    g.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=S, help="tqdm progress bar" + d("progress_bar"))
+    g.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=S,
+                   help="tqdm progress bar" + d("progress_bar"))
     g.add_argument("--wandb-enable", action="store_true", default=S, help="log to Weights & Biases")
     g.add_argument("--wandb-project", default=S, help="wandb project" + d("wandb_project"))
     g.add_argument("--wandb-entity", default=S, help="wandb entity/team")
@@ -128,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("advanced")
     g.add_argument("--resume", action="store_true", default=False,
                    help="resume from <output-dir>/checkpoints/last (its config is kept; --steps etc. may change)")
-    g.add_argument("--push", action="store_true", default=False, help="push checkpoints and the final policy to the Hub")
+    g.add_argument("--push", action="store_true", default=False,
+                   help="push checkpoints and the final policy to the Hub")
     g.add_argument("--policy-repo-id", default=S, help="Hub repo for --push (default: <repo-id>_act)")
     return p
 
@@ -157,7 +162,8 @@ def resolve_settings(args: argparse.Namespace) -> dict:
             f"--n-action-steps {settings['n_action_steps']} exceeds --chunk-size {settings['chunk_size']}"
         )
     if settings["dim_model"] % settings["n_heads"]:
-        raise TrainConfigError(f"--dim-model {settings['dim_model']} is not divisible by --n-heads {settings['n_heads']}")
+        raise TrainConfigError(
+            f"--dim-model {settings['dim_model']} is not divisible by --n-heads {settings['n_heads']}")
     settings.update(
         repo_id=args.repo_id,
         output_dir=Path(args.output_dir),

@@ -84,7 +84,8 @@ class _MetricsFileHandler(logging.Handler):
 @contextmanager
 def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress_bar: bool, metrics_path: Path,
                    argv: list[str], budget: _TimeBudget):
-    saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint", "cycle")}
+    saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint",
+                                                  "cycle")}
     saved_argv = sys.argv
     orig_make_policy, orig_tqdm, orig_init_logging = saved["make_policy"], saved["tqdm"], saved["init_logging"]
 
@@ -171,5 +172,6 @@ def run(job: TrainJob) -> Path:
         try:
             lt.train(cfg)
         except TimeBudgetReached as e:
-            logging.info("--max-minutes %s reached: stopped after step %d (checkpoint saved)", settings["max_minutes"], e.step)
+            logging.info("--max-minutes %s reached: stopped after step %d (checkpoint saved)", settings["max_minutes"],
+                         e.step)
     return output_dir / "checkpoints" / "last" / PRETRAINED_DIR

@@ -69,7 +69,8 @@ class FeetechBackend(RobotBackend):
             from lerobot.motors import Motor, MotorNormMode
             from lerobot.motors.feetech import FeetechMotorsBus
         except ImportError as e:
-            raise BackendError(f"LeRobot's Feetech support is not installed (pip install 'lerobot[feetech]'): {e}") from e
+            raise BackendError(
+                f"LeRobot's Feetech support is not installed (pip install 'lerobot[feetech]'): {e}") from e
         motors = {
             name: Motor(i + 1, "sts3215", MotorNormMode.DEGREES if name != "gripper" else MotorNormMode.RANGE_0_100)
             for i, name in enumerate(JOINT_NAMES)
@@ -176,7 +177,8 @@ class FeetechBackend(RobotBackend):
             else:
                 bus.disable_torque(num_retry=self.num_retry)
         except self._errors as e:
-            raise BackendError(f"setting torque {'on' if enabled else 'off'} on {self.port} failed: {_one_line(e)}") from e
+            raise BackendError(
+                f"setting torque {'on' if enabled else 'off'} on {self.port} failed: {_one_line(e)}") from e
 
     # ------------------------------------------------------------------ cameras
     def capture_frames(self, cameras: list[CameraSpec]) -> dict[str, CameraFrame]:

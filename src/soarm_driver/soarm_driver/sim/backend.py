@@ -34,15 +34,15 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import math  # noqa: E402
+import math
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
+import mujoco
+import numpy as np
 
-from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend  # noqa: E402
-from ..robot import HOME_POSE  # noqa: E402
-from .expert import grasp_tool_offset  # noqa: E402
-from .scene import CUBE, GRIPPER_SITE, TARGET, SceneConfig, build_scene  # noqa: E402
+from ..backends.base import JOINT_NAMES, BackendError, CameraFrame, CameraSpec, RobotBackend
+from ..robot import HOME_POSE
+from .expert import grasp_tool_offset
+from .scene import CUBE, GRIPPER_SITE, TARGET, SceneConfig, build_scene
 
 TASK = "Put the cube in the target zone"
 #: Arm start pose (rad) when the driver gives none: the robot's home pose.
