@@ -211,8 +211,12 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
     from soarm_msgs.msg import EpisodeEvent, PolicyStatus
     from std_srvs.srv import Trigger
 
+    from diagnostic_msgs.msg import DiagnosticArray
+
     sensors = Sensors(ros_node, sim_time_start=1000.0)
     out = Outputs(ros_node)
+    diagnostics = []
+    ros_node.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     proc = start_policy(start_node, ckpts["radians"], mode="ensemble", trajectory_points=8, use_sim_time=True)
 
     # starts holding (disabled), publishes status but no commands
@@ -228,6 +232,15 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
         assert 999.0 < msg.header.stamp.sec < 5000  # stamped on the simulated clock
     s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 3, 60, "blending")
     assert math.isfinite(s.inference_latency) and s.inference_latency > 0 and s.hold_reason == ""
+
+    def loop_diagnostics():  # the newest "policy: control loop" status on /diagnostics, as key/values
+        found = [d for arr in list(diagnostics) for d in arr.status if d.name == "policy: control loop"]
+        return {kv.key: kv.value for kv in found[-1].values} if found else {}
+
+    ros_node.wait_for(lambda: loop_diagnostics().get("state") == "RUNNING", 30, what="/diagnostics while running")
+    values = loop_diagnostics()
+    assert values["mode"] == "ensemble" and float(values["inference latency (ms)"]) > 0
+    assert int(values["steps"]) > 0 and "skipped_late" in values and "tick rate (Hz, node clock)" in values
     # the planned end-effector path of the published plan
     ros_node.wait_for(lambda: out.paths, 30, what="policy/planned_path")
     marker = out.paths[-1].markers[0]
