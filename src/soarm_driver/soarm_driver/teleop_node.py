@@ -195,7 +195,6 @@ class TeleopNode(Node):
             return
         self.publish_goal(q)
 
-
     def destroy_node(self):
         if hasattr(self, "leader"):
             self.leader.disconnect()
