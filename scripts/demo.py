@@ -268,7 +268,8 @@ class Demo:
         policy = self.start("policy", "soarm_act_policy", "policy",
                             params_files=[CONFIG / "policy.yaml", CONFIG / "demo" / "policy.yaml"],
                             params={"checkpoint": str(ckpt), "use_sim_time": True,
-                                    **({"device": self.a.device} if self.a.device else {})},
+                                    **({"device": self.a.device} if self.a.device else {}),
+                                    **({"mode": self.a.policy_mode} if self.a.policy_mode else {})},
                             echo=r"(?i)error|warm-up|loading")
         ev = self.start("evaluate", "soarm_act_policy", "evaluate", ros=False,
                         args=["--num-episodes", str(self.a.eval_episodes), "--episode-time", str(self.a.episode_time),
@@ -342,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default: 10)")
     p.add_argument("--episode-time", type=float, default=20.0,
                    help="max policy time per eval episode, s (default: 20; the expert needs ~9.4 s)")
+    p.add_argument("--policy-mode", default=None, choices=("auto", "ensemble", "chunk", "async"),
+                   help="policy execution mode for the evaluation (default: config/demo/policy.yaml's)")
     p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="WxH",
                    help="camera size for both cameras (default: config/demo/driver.yaml, 80x60)")
