@@ -191,6 +191,14 @@ class ReplayClient(EvalClient):
                 break
             time.sleep(0.002)
         res.duration_s = round(self.now() - t_started, 4)
+        # joint states travel separately from /clock and may arrive after it: wait (bounded)
+        # for one stamped at or after the last frame, so the comparison covers the whole episode
+        settle = time.monotonic() + 2.0
+        while time.monotonic() < settle:
+            t, _ = self._joints_since(t_started)
+            if len(t) and t[-1] >= timeline.end:
+                break
+            time.sleep(0.01)
         t, q = self._joints_since(t_started)
         res.joint_states = len(t)
         if ep.states is not None:
