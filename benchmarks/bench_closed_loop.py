@@ -114,7 +114,8 @@ def ros_row(ckpt: Path, mode: str, seeds: list[int], args, out: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'path':18s} {'success':>9s} {'reached':>8s} {'grasped':>8s} {'placed':>8s} {'released':>9s} {'wall s':>8s}"
+    head = (f"{'path':18s} {'success':>9s} {'reached':>8s} {'grasped':>8s} {'placed':>8s} {'released':>9s} "
+            f"{'wall s':>8s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.get("error") or "success_rate" not in r:
@@ -142,12 +143,14 @@ def main() -> int:
     p.add_argument("--paths", nargs="*", default=list(IN_PROCESS), choices=IN_PROCESS, help="in-process rows")
     p.add_argument("--ros-modes", nargs="*", default=[], choices=ROS_MODES,
                    help="through-ROS rows (policy node modes; each starts driver + policy + evaluate)")
-    p.add_argument("--driver-params", nargs="*", default=[str(CONFIG / "driver.yaml"), str(CONFIG / "demo" / "driver.yaml")],
+    p.add_argument("--driver-params", nargs="*",
+                   default=[str(CONFIG / "driver.yaml"), str(CONFIG / "demo" / "driver.yaml")],
                    help="driver parameter files for the in-process env (default: the demo's)")
     p.add_argument("--n-action-steps", type=int, default=0, help="chunk paths: actions per chunk (0: checkpoint's)")
     p.add_argument("--ensemble-coeff", type=float, default=0.01)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--torch-threads", type=int, default=1, help="torch threads in-process (default 1, as the demo's policy)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads in-process (default 1, as the demo's policy)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0) or 77,
                    help="ROS_DOMAIN_ID of the ROS rows")
     p.add_argument("--output-dir", type=Path, default=Path("/tmp/bench_closed_loop"))

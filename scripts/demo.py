@@ -236,7 +236,8 @@ class Demo:
                        echo=r"(?i)episode|frames|error|skip|problem")
         self.run_to_end(p, timeout=60 + 30 * self.a.demos, what="converting the bags")
         info = json.loads((self.out / "dataset" / "meta" / "info.json").read_text())
-        say(f"dataset: {info.get('total_episodes')} episodes, {info.get('total_frames')} frames at {info.get('fps')} fps")
+        say(f"dataset: {info.get('total_episodes')} episodes, {info.get('total_frames')} frames "
+            f"at {info.get('fps')} fps")
 
     def train(self) -> None:
         args = ["--repo-id", REPO_ID, "--dataset-root", str(self.out / "dataset"), "--output-dir",
@@ -255,7 +256,8 @@ class Demo:
                         what="training")
         last = self.out / "train" / "checkpoints" / "last"
         if not (last / "pretrained_model").is_dir():
-            raise DemoError(f"training saved no checkpoint in {last.parent} (raise --train-minutes or lower --save-every)")
+            raise DemoError(f"training saved no checkpoint in {last.parent} "
+                            "(raise --train-minutes or lower --save-every)")
         step = json.loads((last / "training_state" / "training_step.json").read_text())["step"]
         self.trained_steps = step
         say(f"checkpoint: {last.resolve().name} (step {step})")
@@ -338,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-minutes", type=float, default=13.0,
                    help="training time budget (train --max-minutes): training stops there with a checkpoint "
                    "of its last step (0 = no limit) (default: 13)")
-    p.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N training steps (default: 1000)")
+    p.add_argument("--save-every", type=int, default=1000,
+                   help="also checkpoint every N training steps (default: 1000)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default: 10)")
     p.add_argument("--episode-time", type=float, default=20.0,

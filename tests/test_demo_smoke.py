@@ -46,7 +46,7 @@ def test_demo_loop_tiny(tmp_path):
     info = json.loads((out / "dataset" / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 2 and info["total_frames"] > 60 and info["fps"] == 30
     assert info["features"]["observation.state"]["shape"] == [6]
-    assert info["features"]["observation.images.front"]["shape"][:2] == [96, 128]
+    assert info["features"]["observation.images.front"]["shape"][:2] == [60, 80]  # config/demo/driver.yaml
     assert "observation.images.wrist" in info["features"]
 
     # 2 -> 3: LeRobot checkpoint of the dataset converted from bags

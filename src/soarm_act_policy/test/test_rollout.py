@@ -60,9 +60,11 @@ def test_env_is_reached_through_the_registry_without_importing_the_driver():
 def test_parse_seeds_and_driver_params(tmp_path):
     assert ro.parse_seeds(["1000-1002", "7", "9,11"]) == [1000, 1001, 1002, 7, 9, 11]
     base, demo = tmp_path / "driver.yaml", tmp_path / "demo.yaml"
-    base.write_text("/**:\n  ros__parameters:\n    control_rate_hz: 60.0\n    home_pose: [0.0, -1.2, 1.3, 1.0, 0.0, 0.3]\n"
+    base.write_text("/**:\n  ros__parameters:\n    control_rate_hz: 60.0\n"
+                    "    home_pose: [0.0, -1.2, 1.3, 1.0, 0.0, 0.3]\n"
                     "    joint_upper_limits: [1, 1, 1, 1, 1, 1]\n    camera_names: [front, wrist]\n"
-                    "    cameras:\n      front: {width: 640, height: 480, fps: 30.0}\n      wrist: {width: 640, height: 480}\n")
+                    "    cameras:\n      front: {width: 640, height: 480, fps: 30.0}\n"
+                    "      wrist: {width: 640, height: 480}\n")
     demo.write_text("/**:\n  ros__parameters:\n    home_pose: [0.0, 0.0, 0.0, 0.0, 0.0, 0.3]\n"
                     "    cameras:\n      front: {width: 80, height: 60}\n"
                     "    sim: {scene_spread: 0.3, seed: 4, randomize: false}\n")

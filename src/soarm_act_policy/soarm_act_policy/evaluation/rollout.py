@@ -76,7 +76,7 @@ def load_gym_plugins(group: str = PLUGIN_GROUP) -> list[str]:
             if callable(fn):
                 fn()
             _plugins.append(ep.name)
-        except Exception as e:  # noqa: BLE001 - a broken third-party plugin must not stop ours
+        except Exception as e:
             print(f"rollout: gymnasium plugin {ep.name} ({ep.value}) failed to load: {type(e).__name__}: {e}",
                   file=sys.stderr)
     return list(_plugins)
@@ -337,7 +337,7 @@ def rollout_episode(env, runner: Runner, seed: int, *, real_time: bool = False, 
                 ahead = info["time"] - (time.perf_counter() - t_wall)
                 if ahead > 0:
                     time.sleep(ahead)
-    except Exception as e:  # noqa: BLE001 - a failing model: the episode fails, the report says why
+    except Exception as e:
         res.error = f"{type(e).__name__}: {e}"
     res.wall_s = time.perf_counter() - t_wall
     res.success = bool(info["is_success"])
@@ -472,7 +472,8 @@ def parse_seeds(texts: Sequence[str]) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rollout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="rollout", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="LeRobot pretrained_model dir, a training output or checkpoint dir")
     p.add_argument("--seeds", nargs="+", default=None,
                    help="scene seeds, e.g. 1000-1009 or 3 5 8 (default: --seed .. --seed + --num-episodes - 1)")
@@ -488,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home-pose", type=float, nargs=6, default=None, help="arm start pose (rad)")
     p.add_argument("--image-size", default=None, help="WIDTHxHEIGHT of the cameras (default: the checkpoint's)")
     p.add_argument("--no-randomize", dest="randomize", action="store_false", help="nominal scene")
-    p.add_argument("--n-action-steps", type=int, default=0, help="lerobot / loop-chunk: actions per chunk (0: checkpoint's)")
+    p.add_argument("--n-action-steps", type=int, default=0,
+                   help="lerobot / loop-chunk: actions per chunk (0: checkpoint's)")
     p.add_argument("--ensemble-coeff", type=float, default=0.01, help="temporal ensembling coefficient (default: 0.01)")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] | mps (default: cpu)")
     p.add_argument("--torch-threads", type=int, default=0, help="torch threads (0: torch default)")

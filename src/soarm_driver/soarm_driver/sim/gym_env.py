@@ -59,7 +59,7 @@ class PickPlaceEnv(gym.Env):
     (None or "rgb_array": the first camera).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012 - gymnasium.Env API
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(
         self,
