@@ -62,7 +62,7 @@ def ckpts(tmp_path_factory):
 class Sensors:
     """Publishes joint_states and cameras/<name>/image_raw at `rate` Hz from the test node."""
 
-    def __init__(self, ros_node, cameras=("front", "wrist"), rate=30.0, sim_time_start=None):
+    def __init__(self, ros_node, cameras=("front", "wrist"), rate=30.0, sim_time_start=None, sim_speed=1.0):
         from rclpy.qos import qos_profile_sensor_data
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image, JointState
@@ -77,6 +77,7 @@ class Sensors:
         self.encoding = "rgb8"
         self.pixels = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8).tobytes()
         self.sim_time_start = sim_time_start
+        self.sim_speed = sim_speed  # sim seconds per wall second
         self._t0 = time.monotonic()
         if sim_time_start is not None:
             self.clock_pub = node.create_publisher(Clock, "/clock", 10)
@@ -88,12 +89,12 @@ class Sensors:
             return self._node.get_clock().now().to_msg()
         from builtin_interfaces.msg import Time
 
-        t = self.sim_time_start + time.monotonic() - self._t0
+        t = self.sim_time_start + (time.monotonic() - self._t0) * self.sim_speed
         return Time(sec=int(t), nanosec=int((t % 1) * 1e9))
 
     def sim_time(self, monotonic: float) -> float:
         """The simulated time at a time.monotonic() reading (sim_time_start mode)."""
-        return self.sim_time_start + monotonic - self._t0
+        return self.sim_time_start + (monotonic - self._t0) * self.sim_speed
 
     def _publish_clock(self):
         self.clock_pub.publish(self._Clock(clock=self.now()))
@@ -170,6 +171,13 @@ def set_enabled(ros_node, value: bool):
 def start_policy(start_node, ckpt, **params):
     return start_node("soarm_act_policy", "policy", params_file=PARAMS,
                       params={"checkpoint": str(ckpt), "torch_threads": 1, **params})
+
+
+def is_hold(msg) -> bool:
+    """The node's hold command: one point at the measured position, due one period later
+    (a plan's first point is due at its stamp, time_from_start 0)."""
+    tf = msg.points[0].time_from_start
+    return len(msg.points) == 1 and (tf.sec > 0 or tf.nanosec > 0)
 
 
 def check_plan_msg(msg, expected, atol=5e-3, n_points=None):
@@ -329,7 +337,8 @@ def test_async_mode_keeps_the_control_rate_while_inference_is_slow(start_node, r
     # commands keep flowing at the tick rate, far more often than chunks can be computed
     assert sent >= 2 * span / latency, f"{sent} commands in {span:.1f} s with {latency:.3f} s inference"
     for msg in out.traj_since(t0):
-        check_plan_msg(msg, MEAN_RAD)
+        if not is_hold(msg):  # a hold (waiting for a chunk) stops at the measured position
+            check_plan_msg(msg, MEAN_RAD)
     assert window[-1][1].skipped_no_action >= 1  # it did not wait for the first chunk
     sensors.close()
 
@@ -379,7 +388,7 @@ def test_chunk_mode_lerobot_degrees_checkpoint_drives_the_mock_driver(start_node
     ros_node.wait_for(arrived, 90, what=f"arm at the policy's targets (last: {list(states[-1].position)})")
     assert list(states[-1].name) == list(JOINT_NAMES)
     np.testing.assert_allclose(np.array(commands[-1].position), MEAN_RAD, atol=0.01)
-    for msg in out.traj_since(t0):
+    for msg in [m for m in out.traj_since(t0) if not is_hold(m)]:
         # radians on the wire, though the checkpoint speaks degrees and gripper percent
         check_plan_msg(msg, MEAN_RAD, atol=5e-3)
         assert 1 <= len(msg.points) <= 5  # only what is left of the executing chunk
@@ -454,7 +463,9 @@ def test_chunk_is_played_at_its_recorded_rate_on_sim_time(start_node, ros_node, 
     ckpt = ckpts["timeline"]
     chunk = expected_chunk(ckpt)
     period = 1 / 30.0
-    sensors = Sensors(ros_node, sim_time_start=2000.0)
+    # the sim clock at a quarter of wall speed: a loaded CI machine took 3 s per inference in
+    # ensemble mode, longer than the whole chunk on a real-time clock
+    sensors = Sensors(ros_node, sim_time_start=2000.0, sim_speed=0.25)
     out = Outputs(ros_node)
     start_policy(start_node, ckpt, mode=mode, ensemble_coeff=10.0, trajectory_points=4, use_sim_time=True,
                  publish_planned_path=False)
