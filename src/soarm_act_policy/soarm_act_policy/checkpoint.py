@@ -7,6 +7,20 @@ directory or ``checkpoints/<step>`` directory containing one, or a Hugging Face 
 already in the local cache (nothing is downloaded here). Nothing is ever unpickled:
 configs are JSON, tensors are safetensors, and a checkpoint that only has pickled
 weights is refused.
+
+A checkpoint is data from somewhere else, checked before LeRobot reads it:
+
+- processors (`check_processors`, plain JSON, before LeRobot touches the files):
+  LeRobot's pipeline loader imports and calls whatever class a step of
+  ``policy_preprocessor.json`` / ``policy_postprocessor.json`` names, so a crafted file
+  runs any code. Only the steps of LeRobot's ACT pipelines (`ALLOWED_STEPS`, by registry
+  name or class path) with state files inside the checkpoint are accepted; anything
+  else is refused naming the step and the file, and nothing is imported;
+- the config's policy type must be ``act`` before LeRobot parses it;
+- weights (`check_weights`): LeRobot loads ``model.safetensors`` with ``strict=False``,
+  so missing tensors would stay random and extra ones be ignored. The tensor names and
+  shapes in the file must equal those of the model ``config.json`` describes (built on
+  the meta device: no memory, no download); then it is loaded with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -25,6 +39,26 @@ CONFIG = "config.json"
 PREPROCESSOR = "policy_preprocessor.json"
 POSTPROCESSOR = "policy_postprocessor.json"
 PICKLED = ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt")
+
+#: The only processor steps handed to LeRobot, per file: registry name -> the LeRobot class
+#: it resolves to. These are the steps of LeRobot's ACT pipelines, what `train` (LeRobot's
+#: make_pre_post_processors) and random_checkpoint write.
+ALLOWED_STEPS = {
+    PREPROCESSOR: {
+        "rename_observations_processor": "lerobot.processor.rename_processor.RenameObservationsProcessorStep",
+        "to_batch_processor": "lerobot.processor.batch_processor.AddBatchDimensionProcessorStep",
+        "device_processor": "lerobot.processor.device_processor.DeviceProcessorStep",
+        "normalizer_processor": "lerobot.processor.normalize_processor.NormalizerProcessorStep",
+    },
+    POSTPROCESSOR: {
+        "unnormalizer_processor": "lerobot.processor.normalize_processor.UnnormalizerProcessorStep",
+        "device_processor": "lerobot.processor.device_processor.DeviceProcessorStep",
+    },
+}
+#: Keys a step entry may have (LeRobot's processor JSON).
+STEP_KEYS = ("registry_name", "class", "config", "state_file")
+#: Most tensor names listed in a weights error.
+_NAMES_SHOWN = 8
 
 
 class CheckpointError(ValueError):
@@ -75,7 +109,62 @@ def _check_layout(path: Path) -> Path:
             f"checkpoint {path} is incomplete, missing: {', '.join(missing)} "
             f"(expected LeRobot's pretrained_model layout, saved by lerobot-train)"
         )
+    check_processors(path)
     return path
+
+
+def _refuse_step(file: Path, index: int, name: str, problem: str) -> CheckpointError:
+    allowed = ", ".join(ALLOWED_STEPS[file.name])
+    return CheckpointError(
+        f"{file}: step {index} {name} {problem}; refusing to load this checkpoint (LeRobot would import and "
+        f"run what the step names). Allowed steps in {file.name}: {allowed}. Load checkpoints only from "
+        f"sources you trust; if this one is yours, save its processors again with LeRobot's ACT "
+        f"make_pre_post_processors"
+    )
+
+
+def check_processors(path: Path) -> None:
+    """Refuse processor JSON that names anything but LeRobot's ACT steps (see ALLOWED_STEPS).
+
+    Reads the two pipeline files as plain JSON; imports nothing. Each step must have a
+    known ``registry_name`` and/or the ``class`` path that name stands for, a ``config``
+    object, and its ``state_file`` (if any) must be a ``.safetensors`` file directly in the
+    checkpoint directory. Raises CheckpointError naming the file and the step.
+    """
+    for filename, allowed in ALLOWED_STEPS.items():
+        file = Path(path) / filename
+        try:
+            doc = json.loads(file.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {file}: {type(e).__name__}: {e}") from None
+        steps = doc.get("steps") if isinstance(doc, dict) else None
+        if not isinstance(steps, list):
+            raise CheckpointError(f"{file} is not a LeRobot processor pipeline: no list of \"steps\"")
+        classes = {c: n for n, c in allowed.items()}
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict):
+                raise _refuse_step(file, i, repr(step)[:80], "is not a JSON object")
+            registry, cls = step.get("registry_name"), step.get("class")
+            label = repr(registry if registry is not None else cls)[:120]
+            if not all(isinstance(v, str) for v in (registry, cls) if v is not None):
+                raise _refuse_step(file, i, label, "has a registry_name or class that is not a string")
+            if registry is None and cls is None:
+                raise _refuse_step(file, i, label, "names no registry_name or class")
+            if registry is not None and registry not in allowed:
+                raise _refuse_step(file, i, label, "is not a known LeRobot ACT processor step")
+            if cls is not None and (cls not in classes or (registry is not None and classes[cls] != registry)):
+                raise _refuse_step(file, i, f"{label} (class {cls!r})", "names a class that is not a known LeRobot "
+                                   "ACT processor step")
+            extra = sorted(set(step) - set(STEP_KEYS))
+            if extra:
+                raise _refuse_step(file, i, label, f"has unknown keys {extra}")
+            if not isinstance(step.get("config", {}), dict):
+                raise _refuse_step(file, i, label, "has a config that is not a JSON object")
+            state = step.get("state_file")
+            if state is not None and (not isinstance(state, str) or Path(state).name != state
+                                      or not state.endswith(".safetensors") or not (file.parent / state).is_file()):
+                raise _refuse_step(file, i, label,
+                                   f"has state_file {state!r}, not a .safetensors file in {file.parent}")
 
 
 @dataclass
@@ -181,14 +270,80 @@ def pick_device(device: str) -> str:
 
 
 def load_config(path: Path):
-    """The checkpoint's PreTrainedConfig (config.json; no weights loaded)."""
+    """The checkpoint's PreTrainedConfig (config.json; no weights loaded); only ACT configs are parsed."""
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.act.configuration_act import ACTConfig  # noqa: F401 - registers "act"
 
+    policy_type = read_spec(path).policy_type
+    if policy_type != "act":
+        raise CheckpointError(f"{Path(path) / CONFIG} holds a {policy_type!r} policy; only ACT checkpoints are loaded")
     try:
         return PreTrainedConfig.from_pretrained(str(path), local_files_only=True)
     except Exception as e:
         raise CheckpointError(f"cannot read {Path(path) / CONFIG}: {type(e).__name__}: {e}") from None
+
+
+def _names(names) -> str:
+    names = sorted(names)
+    more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+    return ", ".join(names[:_NAMES_SHOWN]) + more
+
+
+def check_weights(path: Path, config) -> None:
+    """Refuse a model.safetensors whose tensors differ from the model `config` describes.
+
+    Compares names and shapes from the safetensors header (no tensor is read) with the
+    state dict of the ACT model built from `config` on the meta device. Raises
+    CheckpointError naming the missing, unexpected and mis-shaped tensors.
+    """
+    import copy
+
+    import torch
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from safetensors import safe_open
+
+    file = Path(path) / WEIGHTS
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # truncated or not a safetensors file
+        raise CheckpointError(f"cannot read the tensors in {file}: {type(e).__name__}: {e}") from None
+    skeleton = copy.deepcopy(config)
+    skeleton.pretrained_backbone_weights = None  # names and shapes only: no download
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in ACTPolicy(skeleton).state_dict().items()}
+    except Exception as e:
+        raise CheckpointError(
+            f"cannot build the model {Path(path) / CONFIG} describes: {type(e).__name__}: {e}") from None
+    missing = set(expected) - set(stored)
+    extra = set(stored) - set(expected)
+    shapes = [f"{k} {stored[k]} (expected {expected[k]})" for k in sorted(set(stored) & set(expected))
+              if stored[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing tensor(s) {_names(missing)}")
+    if extra:
+        problems.append(f"unexpected tensor(s) {_names(extra)}")
+    if shapes:
+        problems.append(f"wrong shape(s) {'; '.join(shapes[:_NAMES_SHOWN])}")
+    if problems:
+        raise CheckpointError(
+            f"{file} does not match the model {CONFIG} describes: {'; '.join(problems)}. Nothing was loaded: the "
+            f"weight file is damaged or belongs to another model; use the {CONFIG} and {WEIGHTS} saved together "
+            f"by lerobot-train"
+        )
+
+
+def verify_checkpoint(path: Path, config=None):
+    """Every check before loading (processors, policy type, weights); returns the config.
+
+    For loaders that hand the directory to LeRobot themselves (train --resume).
+    """
+    check_processors(path)
+    config = config if config is not None else load_config(path)
+    check_weights(path, config)
+    return config
 
 
 class LoadedPolicy:
@@ -200,13 +355,11 @@ class LoadedPolicy:
 
         self.path = Path(path)
         self.device = pick_device(device)
-        config = config if config is not None else load_config(self.path)
+        config = verify_checkpoint(self.path, config)  # before LeRobot reads the files
         self.spec = read_spec(self.path)
-        if self.spec.policy_type != "act":
-            raise CheckpointError(f"{self.path} holds a {self.spec.policy_type!r} policy; this node runs ACT")
         config.device = self.device
         self.config = config
-        self.policy = ACTPolicy.from_pretrained(str(self.path), config=config, local_files_only=True)
+        self.policy = ACTPolicy.from_pretrained(str(self.path), config=config, local_files_only=True, strict=True)
         self.policy.eval()
         override = {"device_processor": {"device": self.device}}
         self.pre, self.post = make_pre_post_processors(

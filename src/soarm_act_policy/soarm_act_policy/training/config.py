@@ -230,6 +230,16 @@ def last_checkpoint(output_dir: Path) -> Path:
     return last.resolve()
 
 
+def _verify_resume_checkpoint(pretrained: Path) -> None:
+    """The checkpoint LeRobot will resume from passes the loading checks (processor steps, strict weights)."""
+    from ..checkpoint import CheckpointError, resolve_checkpoint, verify_checkpoint
+
+    try:
+        verify_checkpoint(resolve_checkpoint(str(pretrained)))
+    except CheckpointError as e:
+        raise TrainConfigError(f"--resume: {e}") from None
+
+
 @dataclass
 class TrainJob:
     """A ready-to-run LeRobot training: its config and what the runner must do around it."""
@@ -255,6 +265,7 @@ def build_train_config(settings: dict) -> TrainJob:
                 "--resume keeps the checkpoint's model and optimizer settings; these flags cannot change "
                 f"on resume: {', '.join('--' + k.replace('_', '-') for k in fixed)}"
             )
+        _verify_resume_checkpoint(ckpt / PRETRAINED_DIR)
         cfg = TrainPipelineConfig.from_pretrained(ckpt / PRETRAINED_DIR / TRAIN_CONFIG_FILE)
         cfg.resume = True
         cfg.output_dir = output_dir
