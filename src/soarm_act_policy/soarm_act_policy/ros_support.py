@@ -93,3 +93,40 @@ def call_service(client, request, timeout: float, what: str, settled: set | None
     if future.exception() is not None:
         raise ServiceError(f"{what}: {future.exception()}")
     return future.result()
+
+
+# ---------------------------------------------------------------------------- spinning
+class SpinThread:
+    """Spins `executor` on a background thread until `stop()`.
+
+    `stop()` returns once the thread has left the executor, so the caller may then shut
+    the executor down and destroy its nodes. Destroying a node, guard condition or
+    context while another thread still waits inside the executor aborts the process at
+    exit ("terminate called without an active exception", exit -6) — what
+    `executor.shutdown()` alone allows, since it does not join the spinning thread.
+    (soarm_driver and soarm_act_policy each have this class: the packages never import
+    each other.)
+    """
+
+    def __init__(self, executor, period: float = 0.1):
+        import threading
+
+        self.executor, self.period = executor, period
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="spin")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set() and self.executor.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=self.period)
+            except Exception:  # the context went down (Ctrl-C) under spin_once
+                if self.executor.context.ok():
+                    raise
+                return
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop spinning; True when the thread has left the executor within `timeout` s."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -17,7 +17,6 @@ and teleop").
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import numpy as np
@@ -35,8 +34,8 @@ from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.robot import JOINT_NAMES
 from soarm_driver.ros_support import (
-    EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigurationError, ServiceError, call_service, declare_parameters,
-    duration_msg, time_seconds,
+    EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigurationError, ServiceError, SpinThread, call_service,
+    declare_parameters, duration_msg, time_seconds,
 )
 
 PARAMETERS = [
@@ -221,8 +220,7 @@ def main(args=None) -> int:
                 if node.source != "scripted" or node.episodes == 0:
                     executor.spin()
                     return EXIT_OK
-                spin = threading.Thread(target=executor.spin, daemon=True)
-                spin.start()
+                spin = SpinThread(executor)
                 try:
                     successes = node.run_session()
                 except (ServiceError, RuntimeError) as e:
@@ -230,10 +228,10 @@ def main(args=None) -> int:
                         return EXIT_OK  # Ctrl-C shut the context down under the session
                     print(f"teleop: error: {e}", file=sys.stderr, flush=True)
                     return EXIT_FAILURE
+                finally:
+                    spin.stop()
                 print(f"teleop: session done: {successes}/{node.episodes} episodes succeeded", flush=True)
             finally:
-                # Stop the executor (and its spinning thread) before the node goes away: destroying
-                # a node under a running executor thread aborts the process at exit.
                 executor.shutdown(timeout_sec=2.0)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):

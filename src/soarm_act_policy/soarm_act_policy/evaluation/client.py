@@ -28,7 +28,7 @@ from soarm_msgs.msg import DriverStatus, EpisodeEvent, PolicyStatus
 from soarm_msgs.srv import ResetEpisode
 
 from ..joints import JOINT_NAMES
-from ..ros_support import ServiceError, call_service, time_seconds
+from ..ros_support import ServiceError, SpinThread, call_service, time_seconds
 from .report import EpisodeResult, latency_stats
 
 EVENTS_QOS = QoSProfile(
@@ -101,24 +101,17 @@ class EvalClient:
         self.cli_policy_reset = n.create_client(Trigger, settings.policy_reset_service)
         self.executor = MultiThreadedExecutor(context=self.context)
         self.executor.add_node(n)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        self._spin = SpinThread(self.executor)
 
     # ------------------------------------------------------------------ plumbing
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:  # shutdown races
-            pass
-
     def close(self):
         try:
+            self._spin.stop()
             self.executor.shutdown(timeout_sec=2)
             self.node.destroy_node()
         finally:
             if self.context.ok():
                 rclpy.shutdown(context=self.context)
-            self._thread.join(timeout=2)
 
     def log(self, text: str):
         print(f"[evaluate] {text}", flush=True)

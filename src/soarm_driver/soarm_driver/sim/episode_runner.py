@@ -104,6 +104,9 @@ class EpisodeRunner:
                     return None  # the new scene's poses have not arrived yet
                 self.expert.start(cube[1], cube[2], target[1], q)
                 ep.t0 = now
+                self.log("info", f"episode {ep.index}: expert planned {now - ep.started:.2f} s after STARTED from "
+                                 f"joints {np.round(q, 3).tolist()}, cube at {np.round(cube[1], 3).tolist()}, "
+                                 f"zone at {np.round(target[1], 3).tolist()}")
                 if self.expert.reach_error > 0.002:
                     self.log("warning", f"cube at {np.round(cube[1], 3)} or zone at {np.round(target[1], 3)} may be "
                                         f"out of reach ({self.expert.reach_error * 1000:.1f} mm IK error)")
