@@ -85,6 +85,10 @@ class BagReader:
     def open(self) -> "BagReader":
         if not self.path.exists():
             raise BagError(self.path, "does not exist")
+        if not (self.path / "metadata.yaml").exists() and self.path.name.endswith(".partial"):
+            from .recovery import describe_partial
+
+            raise BagError(self.path, describe_partial(self.path))
         if not self.path.is_dir() or not (self.path / "metadata.yaml").exists():
             raise BagError(self.path, "not a rosbag2 directory (no metadata.yaml)")
         try:

@@ -12,6 +12,14 @@ under the right episode:
 - start()/stop() (services) record everything received in between.
 Bags are named `episode_<NNNNNN>_<UTC time>`, the number continuing the highest one in
 the output directory, so names sort in recording order across restarts.
+
+Durability: unfinished bags (`.<name>.partial`, left by a killed recorder) are recovered
+when the recorder starts (`recovery.recover_partial`: every chunk that reached the disk,
+i.e. all but about the last `chunk_period` s). An OS error while writing (disk full) never
+escapes: the bag is finished the same way with what reached the disk, the error is logged
+and counted (`write_errors`), and new episodes are refused (logged, counted) until a
+`reserve_bytes` file can be written to the output directory again. That file is deleted on
+a write error to give the recovery room for its summary.
 """
 
 from __future__ import annotations
@@ -25,11 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..events import ENDED, EVENT_NAMES, RESET, STARTED
+from .errors import BagError
 from .reader import normalize_topic
+from .recovery import find_partials, recover_partial
 from .typestore import make_typestore
-from .writer import BagWriter
+from .writer import CHUNK_PERIOD_S, BagWriter, BagWriteError, Opener
 
 _NAME = re.compile(r"^\.?episode_(\d+)_")
+#: File kept in the output directory so that a bag can still be finished when the disk fills.
+RESERVE_NAME = ".disk_reserve"
+RESERVE_BYTES = 1 << 20
 
 
 def has_header(msgtype: str) -> bool:
@@ -67,9 +80,14 @@ class _Bag:
 
 
 class EpisodeRecorder:
+    """`log` gets progress lines, `log_error` (default `log`) write errors and refusals;
+    `opener` (like `open`) opens the files written (test seam for disk errors)."""
+
     def __init__(self, output_dir: str | Path, topics: dict[str, str], *, storage: str = "mcap",
                  close_timeout: float = 2.0, pre_roll: int = 30, log: Callable[[str], None] = print,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, chunk_period: float = CHUNK_PERIOD_S,
+                 reserve_bytes: int = RESERVE_BYTES, opener: Opener = open,
+                 log_error: Callable[[str], None] | None = None):
         self.output_dir = Path(output_dir).expanduser()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.topics: dict[str, str] = {}
@@ -79,18 +97,28 @@ class EpisodeRecorder:
         self.storage = storage
         self.close_timeout = float(close_timeout)
         self.log = log
+        self.log_error = log_error or log
         self.clock = clock
+        self.chunk_period = float(chunk_period)
+        self.reserve_bytes = int(reserve_bytes)
+        self.opener = opener
+        #: OS errors while writing and episodes refused for them, since the start
+        self.write_errors = 0
+        self.last_error = ""
+        self._reserve_ok = False
         self.current: _Bag | None = None
         self.closing: list[_Bag] = []
         for t, typ in topics.items():
             self.add_topic(t, typ)
         self.closed_bags: list[Path] = []
+        self.recovered: list[Path] = []
         self._seen_events: deque = deque(maxlen=64)
         self._seq = 1 + max((int(m.group(1)) for p in self.output_dir.iterdir()
                              if (m := _NAME.match(p.name))), default=-1)
-        leftovers = sorted(p.name for p in self.output_dir.glob(".episode_*.partial"))
-        if leftovers:
-            self.log(f"unfinished bags from an earlier run (not valid recordings): {leftovers}")
+        for partial in find_partials(self.output_dir):
+            if _NAME.match(partial.name):
+                self._recover(partial, "unfinished bag of an earlier run")
+        self._make_reserve()
 
     @property
     def recording(self) -> Path | None:
@@ -107,27 +135,90 @@ class EpisodeRecorder:
     def _open_bags(self) -> list[_Bag]:
         return self.closing + ([self.current] if self.current else [])
 
+    # -- disk errors
+    def _make_reserve(self) -> bool:
+        """(Re)write the reserve file; False (error logged) when the disk has no room for it."""
+        if self._reserve_ok or not self.reserve_bytes:
+            return True
+        path = self.output_dir / RESERVE_NAME
+        try:
+            with self.opener(path, "wb") as f:
+                block = bytes(min(self.reserve_bytes, 1 << 16))
+                for off in range(0, self.reserve_bytes, len(block)):
+                    f.write(block[: self.reserve_bytes - off])
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            self._error(f"cannot write the {self.reserve_bytes}-byte disk reserve {path}: {exc.strerror or exc}")
+            return False
+        self._reserve_ok = True
+        return True
+
+    def _error(self, text: str) -> None:
+        self.write_errors += 1
+        self.last_error = text
+        self.log_error(f"write error #{self.write_errors}: {text}")
+
+    def _recover(self, partial: Path, why: str) -> Path | None:
+        try:
+            result = recover_partial(partial)
+        except BagError as exc:
+            self.log_error(f"{why} not recovered, left as {partial.name} (bag_to_lerobot lists it): {exc}")
+            return None
+        self.recovered.append(result.path)
+        self.log(f"{why}: {result}")
+        return result.path
+
+    def _failed(self, b: _Bag, exc: BagWriteError) -> None:
+        """A write of bag `b` failed: drop it from the open bags, finish it with what is on disk."""
+        if b is self.current:
+            self.current = None
+        if b in self.closing:
+            self.closing.remove(b)
+        self._error(str(exc) + ("; new episodes are refused until there is space again" if exc.disk_full
+                                else ""))
+        (self.output_dir / RESERVE_NAME).unlink(missing_ok=True)  # room for the recovery's summary
+        self._reserve_ok = False
+        path = self._recover(b.writer.tmp, "bag stopped by the write error")
+        if path is not None:
+            self.closed_bags.append(path)
+
+    def _write(self, b: _Bag, topic: str, time_ns: int, raw: bytes) -> None:
+        try:
+            b.write(topic, time_ns, raw)
+        except BagWriteError as exc:
+            self._failed(b, exc)
+
     # -- opening and closing
     def start(self, *, task: str = "", episode_index: int | None = None, started_by: str = "service",
               start_ns: int | None = None) -> Path:
+        """Open a bag; raises BagWriteError (logged, counted) when the disk has no room."""
         if self.current is not None:
             self._end_current(start_ns, "next episode")
         name = f"episode_{self._seq:06d}_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        if not self._make_reserve():
+            raise BagWriteError(self.output_dir / name, f"not recording: {self.last_error}; free disk space "
+                                f"in {self.output_dir}", None)
         self._seq += 1
         custom = {"soarm.task": task, "soarm.started_by": started_by}
         if episode_index is not None:
             custom["soarm.episode_index"] = str(episode_index)
-        writer = BagWriter(self.output_dir / name, storage=self.storage, custom_data=custom)
+        try:
+            writer = BagWriter(self.output_dir / name, storage=self.storage, custom_data=custom,
+                               chunk_period=self.chunk_period, opener=self.opener, clock=self.clock)
+        except BagWriteError as exc:
+            self._error(str(exc))
+            raise
         for t, typ in self.topics.items():
             writer.add_topic(t, typ)
         self.current = _Bag(writer, start_ns)
+        path = writer.path
         if start_ns is not None:  # messages that arrived before the event but belong to the episode
             for topic, buf in self._pre.items():
                 for stamp, t, raw in buf:
-                    if stamp >= start_ns:
-                        self.current.write(topic, t, raw)
-        self.log(f"recording {writer.path}" + (f" (task: {task!r})" if task else ""))
-        return writer.path
+                    if stamp >= start_ns and self.current is not None:
+                        self._write(self.current, topic, t, raw)
+        self.log(f"recording {path}" + (f" (task: {task!r})" if task else ""))
+        return path
 
     def _end_current(self, end_ns: int | None, reason: str) -> None:
         b, self.current = self.current, None
@@ -146,18 +237,28 @@ class EpisodeRecorder:
         return path
 
     def _close(self, b: _Bag) -> None:
-        self.closing.remove(b)
         b.writer.set_custom_data("soarm.ended_by", b.reason)
-        path = b.writer.close()
+        try:
+            path = b.writer.close()
+        except BagWriteError as exc:
+            self._failed(b, exc)
+            return
+        self.closing.remove(b)
         self.closed_bags.append(path)
         self.log(f"closed {path} ({b.writer.message_count} messages, {b.reason})")
 
     def tick(self) -> None:
-        """Close bags whose topics all moved past their end (or that waited long enough)."""
+        """Close bags whose topics all moved past their end (or that waited long enough); hand
+        chunks older than `chunk_period` to the disk."""
         now = self.clock()
         for b in list(self.closing):
             if b.written_topics <= b.passed_topics or now >= b.deadline:
                 self._close(b)
+        for b in self._open_bags():
+            try:
+                b.writer.flush(force=False)
+            except BagWriteError as exc:
+                self._failed(b, exc)
 
     def close_all(self, reason: str = "shutdown") -> None:
         if self.current is not None:
@@ -168,13 +269,13 @@ class EpisodeRecorder:
     # -- messages
     def on_message(self, topic: str, time_ns: int, raw: bytes) -> None:
         stamp = cdr_stamp_ns(raw) if self._stamped.get(topic) else time_ns
-        for b in self.closing:
+        for b in list(self.closing):
             if b.takes(stamp):
-                b.write(topic, time_ns, raw)
+                self._write(b, topic, time_ns, raw)
             elif b.end_ns is not None and stamp > b.end_ns:
                 b.passed_topics.add(topic)
         if self.current is not None and self.current.takes(stamp):
-            self.current.write(topic, time_ns, raw)
+            self._write(self.current, topic, time_ns, raw)
         if self.pre_roll:
             self._pre[topic].append((stamp, time_ns, raw))
         if self.closing:
@@ -191,18 +292,25 @@ class EpisodeRecorder:
             b.passed_topics.add(topic)
         if not auto_record:
             if self.current is not None:
-                self.current.write(topic, time_ns, raw)
+                self._write(self.current, topic, time_ns, raw)
             return
         if kind == STARTED:
-            self.start(task=task, episode_index=episode_index, started_by="episode_events", start_ns=stamp_ns)
-            self.current.write(topic, time_ns, raw)
+            try:
+                self.start(task=task, episode_index=episode_index, started_by="episode_events",
+                           start_ns=stamp_ns)
+            except BagWriteError:
+                return  # refused: logged and counted by start()
+            if self.current is not None:
+                self._write(self.current, topic, time_ns, raw)
         elif kind in (ENDED, RESET):
             if self.current is not None and self.current.takes(stamp_ns):
-                self.current.write(topic, time_ns, raw)
-                self._end_current(stamp_ns, EVENT_NAMES[kind])
+                b = self.current
+                self._write(b, topic, time_ns, raw)
+                if b is self.current:
+                    self._end_current(stamp_ns, EVENT_NAMES[kind])
         else:  # SUCCESS / FAILURE: into the episode whose window holds the stamp
             for b in self._open_bags():
                 if b.takes(stamp_ns):
-                    b.write(topic, time_ns, raw)
+                    self._write(b, topic, time_ns, raw)
         if self.closing:
             self.tick()

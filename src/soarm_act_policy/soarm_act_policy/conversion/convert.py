@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bags import BagError
+from ..bags.recovery import is_partial
 from .dataset import (ACTION, STATE, add_frame, check_compatible, check_no_dropped_frames, image_key,
                       make_features, open_dataset, staged_root)
 from .episode_meta import write_episode_columns
@@ -69,15 +70,18 @@ class Result:
 
 
 def find_bags(inputs: Sequence[str | Path]) -> list[Path]:
-    """Bag directories from the inputs: a bag itself, or a directory of bags (sorted by name)."""
+    """Bag directories from the inputs: a bag itself, or a directory of bags (sorted by name).
+
+    Unfinished bags (`.<name>.partial`, see bags.recovery) in a directory are listed too: the
+    reader refuses them with the reason, so they are reported, never skipped silently."""
     bags: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if (p / "metadata.yaml").exists() or not p.is_dir():
+        if (p / "metadata.yaml").exists() or not p.is_dir() or is_partial(p):
             bags.append(p)  # non-existing / broken inputs are reported by the reader
             continue
-        children = sorted(c for c in p.iterdir() if (c / "metadata.yaml").exists()
-                          and not c.name.startswith("."))
+        children = sorted(c for c in p.iterdir() if ((c / "metadata.yaml").exists()
+                                                     and not c.name.startswith(".")) or is_partial(c))
         if not children:
             raise ConversionError(f"{p} is neither a rosbag2 directory (no metadata.yaml) nor a "
                                   "directory of rosbag2 directories")
