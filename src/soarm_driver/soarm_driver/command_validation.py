@@ -43,13 +43,21 @@ def validate_trajectory(
     points: Sequence[tuple[float, Sequence[float], Sequence[float]]],
     stamp: float | None = None,
     expected_names: Sequence[str] = JOINT_NAMES,
+    now: float | None = None,
+    max_points: int = 0,
+    max_duration: float = 0.0,
 ) -> TrajectoryCommand:
     """Check a trajectory and return it in `expected_names` order.
 
-    points: (time_from_start seconds, positions, velocities (may be empty)) per point.
+    points: (time_from_start seconds, positions, velocities (may be empty)) per point; a
+    sequence with len() (checked against `max_points` before any point is read).
     stamp: header.stamp in seconds (0 or None: start on receipt).
+    now: time of receipt on the driver's clock (s); None skips the time rules.
     Raises CommandError on: empty or duplicate joint names, unknown or missing joints,
-    no points, wrong value counts, NaN/inf values, negative or non-increasing times.
+    no points, more than `max_points` points (> 0), wrong value counts, NaN/inf values,
+    negative or non-increasing times; with `now`: a stamped trajectory whose last point
+    ends before `now` (as joint_trajectory_controller; a zero stamp means "now"), and one
+    whose last point ends more than `max_duration` s (> 0) after `now`.
     """
     names = list(joint_names)
     if not names:
@@ -65,6 +73,9 @@ def validate_trajectory(
         raise CommandError(f"missing joints {missing}: every command must name all of {', '.join(expected_names)}")
     if not points:
         raise CommandError("trajectory has no points")
+    if max_points > 0 and len(points) > max_points:
+        raise CommandError(f"trajectory has {len(points)} points, more than max_trajectory_points ({max_points}): "
+                           "send it in shorter pieces or raise the driver's max_trajectory_points")
     order = [names.index(n) for n in expected_names]
     times, positions, velocities = [], [], []
     have_vel = None
@@ -96,9 +107,27 @@ def validate_trajectory(
             velocities.append([float(vel[j]) for j in order])
     if stamp is not None and not math.isfinite(stamp):
         raise CommandError(f"header.stamp is not finite ({stamp})")
+    if now is not None:
+        _check_times(stamp or None, times[-1], now, max_duration)
     return TrajectoryCommand(
         times=np.asarray(times),
         positions=np.asarray(positions),
         velocities=np.asarray(velocities) if have_vel else None,
         stamp=stamp if stamp else None,
     )
+
+
+def _check_times(stamp: float | None, duration: float, now: float, max_duration: float) -> None:
+    """The time rules of `validate_trajectory` (stamp None: starts at `now`)."""
+    end = (now if stamp is None else stamp) + duration
+    if stamp is not None and end < now:
+        raise CommandError(
+            f"trajectory ends in the past: header.stamp {stamp:.3f} s + last time_from_start {duration:.3f} s "
+            f"ended {now - end:.3f} s before its receipt ({now:.3f} s, driver clock); stamp it with the driver's "
+            "clock (sim time when the driver runs the sim) or 0 for 'start on receipt'; across machines, "
+            "synchronise the clocks (chrony; ~/status.stamp_offset shows the offset)")
+    if max_duration > 0 and end - now > max_duration:
+        raise CommandError(
+            f"trajectory ends {end - now:.3f} s after its receipt (start {end - duration - now:+.3f} s, duration "
+            f"{duration:.3f} s), more than max_trajectory_duration ({max_duration:g} s): send it in shorter pieces, "
+            "check its header.stamp, or raise the driver's max_trajectory_duration")

@@ -16,11 +16,25 @@ Contract (the driver node is only wiring around it):
   call from other threads (ROS callbacks): commands are validated and queued, service
   requests are queued and answered by `tick` (wait on the returned `Request`).
 - States: CONNECTING (before the first connection), ENABLED, DISABLED (torque off),
-  ERROR (backend failure; reconnecting). Documented in docs/interfaces.md ("driver").
+  ERROR (persistent backend failure; reconnecting). Documented in docs/interfaces.md ("driver").
+- Backend errors: a `BackendError` in a tick starts a grace period of `bus_error_grace`
+  wall seconds. Within it the tick is skipped: torque stays on, the goal is not changed
+  (a goal whose write failed is taken back), commands stay queued, nothing is published.
+  The first tick that succeeds ends it; an error still there after the grace (or any other
+  exception) is a persistent failure: ERROR as above.
+- Path tolerance (path_tolerance.py): a joint measured farther than `path_tolerance` from
+  the goal sent the tick before, for longer than `path_tolerance_duration`, makes the arm
+  hold where it is measured; `status().hold_reason` says why and commands are rejected
+  until `/driver/enable` or `reset_episode` is called.
+- Commands: validated (command_validation.py) including the time and size rules
+  (`max_trajectory_points`, `max_trajectory_duration`, stamped trajectories that end in
+  the past); `status().stamp_offset` / `stamp_offset_mean` report receipt time minus
+  `header.stamp` of stamped commands (clock skew between machines plus latency).
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -33,6 +47,7 @@ from soarm_driver.backends.base import BackendError, CameraFrame, CameraSpec, Ro
 from soarm_driver.command_validation import CommandError, validate_trajectory
 from soarm_driver.episodes import EpisodeBook, Event
 from soarm_driver.joint_limits import JointLimits
+from soarm_driver.path_tolerance import PathToleranceMonitor
 from soarm_driver.schedule import RateSchedule
 from soarm_driver.sim.stages import StageTracker
 
@@ -43,6 +58,20 @@ HOME_TOLERANCE = 0.05
 RESET_GRACE = 10.0
 #: The same rejection reason is logged at most once per this many wall seconds.
 REJECT_LOG_PERIOD = 1.0
+#: Weight of the newest stamped command in `DriverStatus.stamp_offset_mean` (an EMA).
+STAMP_OFFSET_EMA = 0.1
+#: Defaults of the command safety parameters (docs/interfaces.md, "driver"). Path tolerance
+#: per joint (rad, JOINT_NAMES order; 0: the gripper is not checked) and duration (s): the sim's
+#: body joints deviate at most 0.063 rad during the scripted expert and 0.16 rad (< 0.2 rad for
+#: 0.17 s at most) in moves at 3 rad/s; its gripper stays 0.265 rad short of its goal for 4.8 s
+#: while grasping (benchmarks/bench_tracking_error.py).
+PATH_TOLERANCE = (0.3, 0.3, 0.3, 0.3, 0.3, 0.0)
+PATH_TOLERANCE_DURATION = 0.5
+#: Backend errors shorter than this (wall s) keep torque on and the goal unchanged.
+BUS_ERROR_GRACE = 0.5
+#: Size rules of one joint_trajectory: points, and end after receipt (s).
+MAX_TRAJECTORY_POINTS = 5000
+MAX_TRAJECTORY_DURATION = 60.0
 
 CONNECTING, ENABLED, DISABLED, ERROR = "CONNECTING", "ENABLED", "DISABLED", "ERROR"
 #: Event kinds whose EpisodeEvent carries the episode's task stages.
@@ -65,6 +94,11 @@ class DriverConfig:
     reconnect_period: float = 2.0
     #: Backend name, reported in the status.
     backend: str = ""
+    path_tolerance: list = field(default_factory=lambda: list(PATH_TOLERANCE))
+    path_tolerance_duration: float = PATH_TOLERANCE_DURATION
+    bus_error_grace: float = BUS_ERROR_GRACE
+    max_trajectory_points: int = MAX_TRAJECTORY_POINTS
+    max_trajectory_duration: float = MAX_TRAJECTORY_DURATION
 
     def __post_init__(self):
         self.home_pose = np.asarray(self.home_pose, dtype=float)
@@ -72,6 +106,9 @@ class DriverConfig:
             raise ValueError(f"home_pose must be 6 values inside the joint limits, got {self.home_pose.tolist()}")
         if self.control_rate_hz <= 0 or self.state_rate_hz <= 0:
             raise ValueError("control_rate_hz and state_rate_hz must be > 0")
+        for name in ("bus_error_grace", "max_trajectory_points", "max_trajectory_duration"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
 
     @property
     def period(self) -> float:
@@ -97,6 +134,18 @@ class DriverStatus:
     clamped: int = 0
     watchdog_trips: int = 0
     reconnects: int = 0
+    #: Why the arm holds at its measured position after a path tolerance violation ("" when not).
+    hold_reason: str = ""
+    #: Path tolerance violations (each made the arm hold).
+    tolerance_trips: int = 0
+    #: Backend errors ridden through within bus_error_grace (torque kept on, goal unchanged).
+    bus_errors: int = 0
+    #: Reason of the last rejected command ("" before the first).
+    last_rejection: str = ""
+    #: Receipt time (driver clock) - header.stamp of the last stamped command, s; NaN before one.
+    stamp_offset: float = math.nan
+    #: Exponential moving average (weight STAMP_OFFSET_EMA) of stamp_offset, s; NaN before one.
+    stamp_offset_mean: float = math.nan
 
 
 @dataclass
@@ -165,6 +214,7 @@ class DriverCore:
         self.log = log
         self.simulated = bool(backend.simulated_time)
         self.arm = ArmController(config.limits, config.command_timeout)
+        self.path = PathToleranceMonitor(config.path_tolerance, config.path_tolerance_duration)
         self.episodes = EpisodeBook(config.task or backend.task_text or DEFAULT_TASK)
         # task stages of the running episode (sim task only; None: EpisodeEvent.stages stays 0)
         self.stages = StageTracker(backend) if StageTracker.supports(backend) else None
@@ -182,6 +232,9 @@ class DriverCore:
         self._prev_q: np.ndarray | None = None
         self._reset_job: _ResetJob | None = None
         self._clamp_counted = -1  # command sequence number whose clamping was counted
+        self._bus_error_since: float | None = None  # wall time of the first error of the current run
+        self._bus_error_ticks = 0
+        self._bus_error_first = ""  # the error that started that run
         self._state_schedule = RateSchedule(config.state_rate_hz, slack=config.period)
         self._frame_schedules = {c.name: RateSchedule(c.fps, slack=config.period) for c in config.cameras}
 
@@ -203,8 +256,13 @@ class DriverCore:
         (time_from_start s, positions, velocities). Queued for the next tick when it is valid
         and the arm can take it; otherwise counted and the reason returned (also logged,
         each new reason at once, repeats at most once a second)."""
+        received = self.clock(now)
+        if stamp and math.isfinite(stamp):
+            self._note_stamp_offset(received - stamp)
+        c = self.config
         try:
-            cmd = validate_trajectory(joint_names, points, stamp=stamp)
+            cmd = validate_trajectory(joint_names, points, stamp=stamp, now=received,
+                                      max_points=c.max_trajectory_points, max_duration=c.max_trajectory_duration)
         except CommandError as e:
             return self._reject(str(e))
         with self._lock:
@@ -214,11 +272,13 @@ class DriverCore:
                     f"driver state is {st.state}: {st.detail}")
             elif st.resetting:
                 why = "reset_episode in progress"
+            elif st.hold_reason:
+                why = f"holding after {st.hold_reason}; call /driver/enable true or reset_episode to resume"
             else:
                 why = None
         if why is not None:
             return self._reject(why)
-        self._commands.put((cmd, self.clock(now)))
+        self._commands.put((cmd, received))
         return None
 
     def request_enable(self, enable: bool) -> Request:
@@ -244,13 +304,24 @@ class DriverCore:
                 self._connected = self._connect()
                 self._last_now = None
         else:
+            goal = None if self.arm.goal is None else self.arm.goal.copy()
             try:
                 self._step(now, out)
             except BackendError as e:
-                self._on_backend_error(str(e), wall)
+                since, grace = self._bus_error_since, self.config.bus_error_grace
+                if grace > 0 and (since is None or wall - since <= grace):
+                    self._on_transient_error(str(e), wall, goal, out)
+                elif since is None:
+                    self._on_backend_error(str(e), wall)
+                else:
+                    latest = "" if str(e) == self._bus_error_first else f": {e}"
+                    self._on_backend_error(f"{self._bus_error_first} (still failing after {wall - since:.2f} s"
+                                           f"{latest})", wall)
             except Exception as e:  # a backend bug: never die; report, hold, reconnect
                 self.log("error", f"unexpected error in the control loop: {type(e).__name__}: {e}")
                 self._on_backend_error(f"{type(e).__name__}: {e}", wall)
+            else:
+                self._bus_recovered(wall)
         out.status_changed, self._status_changed = self._status_changed, False
         return out
 
@@ -267,6 +338,7 @@ class DriverCore:
         t = time.monotonic()
         with self._lock:
             self._status.rejected += 1
+            self._status.last_rejection = why
             last_t, last_why = self._last_reject
             log = why != last_why or t - last_t > REJECT_LOG_PERIOD
             if log:
@@ -274,6 +346,13 @@ class DriverCore:
         if log:
             self.log("error", f"joint_trajectory rejected, arm not moved: {why}")
         return why
+
+    def _note_stamp_offset(self, offset: float) -> None:
+        with self._lock:
+            st = self._status
+            st.stamp_offset = offset
+            st.stamp_offset_mean = offset if math.isnan(st.stamp_offset_mean) else (
+                st.stamp_offset_mean + STAMP_OFFSET_EMA * (offset - st.stamp_offset_mean))
 
     def _update(self, **fields) -> None:
         with self._lock:
@@ -306,7 +385,10 @@ class DriverCore:
                 pass
             return False
         self.arm.set_enabled(enabled, q)
+        self.path.reset()
         self._prev_q = None
+        self._bus_error_since = None
+        self._update(hold_reason="")
         state, _ = self._state()
         if state == ERROR:
             self._count("reconnects")
@@ -314,9 +396,34 @@ class DriverCore:
         self.log("info", f"backend connected, torque {'on' if enabled else 'off (call /driver/enable)'}")
         return True
 
+    def _on_transient_error(self, detail: str, wall: float, goal: np.ndarray | None, out: TickOutput) -> None:
+        """A backend error within the grace period: skip this tick, keep torque and the goal."""
+        if self._bus_error_since is None:
+            self._bus_error_since = wall
+            self._bus_error_ticks = 0
+            self._bus_error_first = detail
+            self.log("warning", f"backend error, keeping torque and goal for up to {self.config.bus_error_grace:g} s: "
+                                f"{detail}")
+        self._bus_error_ticks += 1
+        if goal is not None:
+            self.arm.goal = goal  # the goal the servos last received (a failed write is taken back)
+        self._prev_q = None
+        self.path.reset()
+        self._count("bus_errors")
+        self._update(last_error=detail)
+        out.command = out.joint_state = out.objects = None
+        out.frames = {}
+
+    def _bus_recovered(self, wall: float) -> None:
+        if self._bus_error_since is not None:
+            self.log("info", f"backend answering again after {wall - self._bus_error_since:.3f} s "
+                             f"({self._bus_error_ticks} failed ticks); torque stayed on")
+            self._bus_error_since = None
+
     def _on_backend_error(self, detail: str, wall: float) -> None:
         self.log("error", f"backend error, holding and reconnecting: {detail}")
         self._connected = False
+        self._bus_error_since = None
         self._next_connect = wall + self.config.reconnect_period
         self._update(last_error=detail)
         self.arm.hold()
@@ -357,8 +464,10 @@ class DriverCore:
         if v is None:
             v = np.zeros(6) if self._prev_q is None or dt <= 0 else (q - self._prev_q) / dt
         self._prev_q = q
+        commanded = self.arm.goal  # the goal sent the tick before
         self._serve_requests(q, out)
         if self.arm.enabled:
+            self._check_path(now, commanded, q)
             self._apply_commands()
             step = self.arm.step(now, dt)
             if step.watchdog_tripped:
@@ -386,6 +495,23 @@ class DriverCore:
         due = [c for c in self.config.cameras if self._frame_schedules[c.name].due(now)]
         if due:
             out.frames = self.backend.capture_frames(due)
+
+    def _check_path(self, now: float, commanded: np.ndarray | None, q: np.ndarray) -> None:
+        """Hold at the measured position `q` when the path tolerance is violated."""
+        with self._lock:
+            holding = bool(self._status.hold_reason)
+        if holding or commanded is None or not self.path.active:
+            return
+        why = self.path.check(now, commanded, q)
+        if why is None:
+            return
+        self.arm.sync(q)
+        self._drain_commands()
+        self._fail_reset(f"reset stopped: {why}")
+        self._count("tolerance_trips")
+        self._update(hold_reason=why)
+        self.log("error", f"{why}: holding at the measured position; commands are rejected until "
+                          "/driver/enable true or reset_episode")
 
     def _apply_commands(self) -> None:
         while True:
@@ -425,10 +551,11 @@ class DriverCore:
             req.answer(False, f"torque {'on' if want else 'off'} failed: {e}")
             raise
         self.arm.set_enabled(want, q)
+        self.path.reset()
         self._drain_commands()
         if not want:
             self._fail_reset("arm disabled during reset")
-        self._update(state=ENABLED if want else DISABLED, detail="")
+        self._update(state=ENABLED if want else DISABLED, detail="", hold_reason="")
         req.answer(True, "torque on" if want else "torque off")
         self.log("info", f"/driver/enable: {req.message}")
 
@@ -448,7 +575,9 @@ class DriverCore:
             self._emit(event, out)
         duration = self.arm.move_to(self.config.home_pose, self.config.home_speed, out.now)
         self._drain_commands()
-        self._update(resetting=True, episode_index=self.episodes.index, stages=None if self.stages is None else 0)
+        self.path.reset()
+        self._update(resetting=True, episode_index=self.episodes.index, stages=None if self.stages is None else 0,
+                     hold_reason="")
         self._reset_job = _ResetJob(req, seed, deadline=out.now + duration + RESET_GRACE, randomize=a["randomize"])
 
     def _advance_reset(self, q: np.ndarray, out: TickOutput) -> None:

@@ -16,7 +16,7 @@ from soarm_driver.robot import JOINT_NAMES, LOWER_LIMITS, UPPER_LIMITS
 URDF_LOWER, URDF_UPPER = LOWER_LIMITS, UPPER_LIMITS
 
 
-def _per_joint(values, name: str) -> np.ndarray:
+def per_joint(values, name: str) -> np.ndarray:
     """A scalar or one value per joint → float array (6,); ValueError otherwise."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     if arr.size == 1:
@@ -43,9 +43,9 @@ class JointLimits:
     """Position limits [lower, upper] and a maximum speed per joint."""
 
     def __init__(self, lower=LOWER_LIMITS, upper=UPPER_LIMITS, max_velocity=2.0):
-        self.lower = _per_joint(lower, "joint lower limits")
-        self.upper = _per_joint(upper, "joint upper limits")
-        self.max_velocity = _per_joint(max_velocity, "max_joint_velocity")
+        self.lower = per_joint(lower, "joint lower limits")
+        self.upper = per_joint(upper, "joint upper limits")
+        self.max_velocity = per_joint(max_velocity, "max_joint_velocity")
         bad = [n for n, lo, hi in zip(JOINT_NAMES, self.lower, self.upper) if not lo < hi]
         if bad:
             raise ValueError(f"joint limits: lower must be < upper for {bad}")

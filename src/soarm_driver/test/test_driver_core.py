@@ -10,6 +10,7 @@ from soarm_driver.arm_controller import ArmController
 from soarm_driver.backends.base import JOINT_NAMES
 from soarm_driver.command_validation import CommandError, TrajectoryCommand, validate_trajectory
 from soarm_driver.joint_limits import JointLimits
+from soarm_driver.path_tolerance import PathToleranceMonitor
 from soarm_driver.robot import LOWER_LIMITS, UPPER_LIMITS
 from soarm_driver.trajectory_follower import TrajectoryFollower
 from soarm_driver.watchdog import CommandWatchdog
@@ -250,3 +251,60 @@ def test_waiting_trajectories_run_in_start_order_until_replaced():
     g.submit(traj([1.0], [5.0] * 6, stamp=3.0), now=0.0, current_goal=np.zeros(N))
     g.submit(traj([1.0], [1.0] * 6, stamp=1.0), now=0.0, current_goal=np.zeros(N))
     assert g.sample(10.0, np.zeros(N))[0] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- time and size rules
+P = [0.0] * 6
+
+
+def test_stamped_trajectory_ending_in_the_past_is_rejected_like_jtc():
+    with pytest.raises(CommandError, match=r"ends in the past: header.stamp 9.000 s \+ last time_from_start 0.500 s "
+                                           r"ended 0.500 s before its receipt \(10.000 s"):
+        validate_trajectory(JOINT_NAMES, pts((0.0, P, []), (0.5, P, [])), stamp=9.0, now=10.0)
+    # ending now or later is fine; stamp 0 means "now" whatever the clock says
+    assert validate_trajectory(JOINT_NAMES, pts((1.0, P, [])), stamp=9.0, now=10.0).stamp == 9.0
+    assert validate_trajectory(JOINT_NAMES, pts((0.0, P, [])), stamp=0.0, now=1e9).stamp is None
+    # without `now` (no driver clock) the time rules are off
+    assert validate_trajectory(JOINT_NAMES, pts((0.0, P, [])), stamp=1.0).stamp == 1.0
+
+
+def test_trajectory_size_limits():
+    class Points(list):
+        def __iter__(self):
+            raise AssertionError("points read although there are too many")
+
+    with pytest.raises(CommandError, match=r"has 1000001 points, more than max_trajectory_points \(100\)"):
+        validate_trajectory(JOINT_NAMES, Points([(0.0, P, [])] * 1_000_001), max_points=100)
+    many = pts(*[(i * 0.01, P, []) for i in range(100)])
+    assert len(validate_trajectory(JOINT_NAMES, many, max_points=100).times) == 100
+    with pytest.raises(CommandError, match=r"ends 30.000 s after its receipt \(start \+0.000 s, duration 30.000 s\), "
+                                           r"more than max_trajectory_duration \(20 s\)"):
+        validate_trajectory(JOINT_NAMES, pts((30.0, P, [])), now=5.0, max_duration=20.0)
+    with pytest.raises(CommandError, match=r"ends 19.500 s after its receipt \(start \+19.000 s"):
+        validate_trajectory(JOINT_NAMES, pts((0.5, P, [])), stamp=24.0, now=5.0, max_duration=10.0)
+    assert validate_trajectory(JOINT_NAMES, pts((20.0, P, [])), now=5.0, max_duration=20.0) is not None
+    assert validate_trajectory(JOINT_NAMES, pts((1e6, P, [])), now=5.0, max_duration=0.0) is not None  # 0: off
+
+
+# ---------------------------------------------------------------- path tolerance
+def test_path_tolerance_trips_after_the_duration_per_joint():
+    m = PathToleranceMonitor([0.2, 0.2, 0.2, 0.2, 0.2, 0.0], duration=0.5)
+    goal = np.zeros(N)
+    far = np.array([0.0, 0.0, 0.3, 0.0, 0.0, 2.0])  # elbow 0.3 rad off, gripper unchecked
+    assert m.check(0.0, goal, far) is None and m.check(0.25, goal, far) is None
+    assert m.check(0.375, goal, np.zeros(N)) is None  # back in tolerance: the timer restarts
+    assert m.check(0.5, goal, far) is None and m.check(1.0, goal, far) is None
+    why = m.check(1.01, goal, far)
+    assert why == "path tolerance: elbow_flex measured 0.300 rad from its goal for 0.51 s (tolerance 0.2 rad for 0.5 s)"
+    assert m.check(1.2, goal, far) is None  # restarted after a violation
+    # two joints: the one farthest out is named, the other listed
+    both = np.array([0.25, 0.0, 0.3, 0.0, 0.0, 0.0])
+    m.reset()
+    m.check(0.0, goal, both)
+    assert m.check(1.0, goal, both).endswith("(tolerance 0.2 rad for 0.5 s), also shoulder_pan")
+    np.testing.assert_allclose(m.deviation, both)
+    with pytest.raises(ValueError, match="path_tolerance"):
+        PathToleranceMonitor([0.1, 0.2], 0.5)
+    with pytest.raises(ValueError, match="path_tolerance_duration"):
+        PathToleranceMonitor(0.1, -1.0)
+    assert not PathToleranceMonitor(0.0, 0.5).active

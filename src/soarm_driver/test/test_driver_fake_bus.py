@@ -4,7 +4,11 @@ FakeFeetechBus answers Feetech protocol 0 (ping, read, write, sync read, sync wr
 on the master side of a pty; LeRobot's real FeetechMotorsBus talks to the slave side
 exactly as to a USB serial adapter. Servo memory is a 256-byte control table each;
 with torque on, the present position jumps to the goal (no dynamics). `silent = True`
-makes every servo stop answering (a cable pulled out).
+makes every servo stop answering (a cable pulled out); a servo id in `frozen` keeps its
+present position whatever its goal (a stalled servo, an obstacle).
+
+The driver's core runs on these servos in real time too: path tolerance with a frozen servo,
+and bus silence within and beyond `bus_error_grace`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class FakeFeetechBus:
             self._put(i, PRESENT, present)
             self._put(i, GOAL, present)
         self.silent = False
+        self.frozen: set[int] = set()
         self._stop = threading.Event()
         self._buf = bytearray()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -93,7 +98,7 @@ class FakeFeetechBus:
 
     def _write(self, i, addr, data):
         self.mem[i][addr : addr + len(data)] = data
-        if self.mem[i][TORQUE_ENABLE]:
+        if self.mem[i][TORQUE_ENABLE] and i not in self.frozen:
             self._put(i, PRESENT, self.get(i, GOAL))
 
     def _handle(self, i, instr, p):
@@ -197,3 +202,102 @@ def test_missing_servo_is_a_clear_backend_error(calib_file):
             b.connect()
     finally:
         bus.close()
+
+
+# ---------------------------------------------------------------- the driver core on the fake servos
+class RealTimeDriver:
+    """A DriverCore on the Feetech backend, ticked at 60 Hz on the monotonic clock."""
+
+    RATE = 60.0
+
+    def __init__(self, bus: FakeFeetechBus, calib_file, **config):
+        from soarm_driver.backends.feetech import FeetechBackend
+        from soarm_driver.core import DriverConfig, DriverCore
+        from soarm_driver.joint_limits import JointLimits
+        from soarm_driver.robot import HOME_POSE
+
+        backend = FeetechBackend({"port": bus.port, "calibration_file": str(calib_file), "cameras": []})
+        self.logs: list[tuple[str, str]] = []
+        self.core = DriverCore(DriverConfig(limits=JointLimits(max_velocity=3.0), home_pose=HOME_POSE,
+                                            control_rate_hz=self.RATE, backend="feetech", **config),
+                               backend, lambda level, text: self.logs.append((level, text)))
+        self.outputs, self.states = [], []
+
+    def run(self, seconds: float, until=None) -> bool:
+        """Tick for `seconds` (wall) or until `until()` is true (then True)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.monotonic()
+            self.outputs.append(self.core.tick(wall=t, now=t))
+            self.states.append(self.core.status().state)
+            if until is not None and until():
+                return True
+            time.sleep(max(0.0, t + 1.0 / self.RATE - time.monotonic()))
+        return False
+
+    def enable(self):
+        assert self.run(10.0, lambda: self.core.status().state == "DISABLED"), self.logs  # connected, torque off
+        req = self.core.request_enable(True)
+        assert self.run(2.0, req.done.is_set) and req.success, req.message
+        self.run(0.1)
+
+    def send(self, positions, t_from_start):
+        return self.core.command(JOINT_NAMES, [(t_from_start, [float(x) for x in positions], [])], None,
+                                 time.monotonic())
+
+
+def servo_goals(bus) -> list[int]:
+    return [bus.get(i, GOAL) for i in range(1, 7)]
+
+
+def test_frozen_servo_during_a_move_trips_the_path_tolerance(fake_bus, calib_file):
+    drv = RealTimeDriver(fake_bus, calib_file)  # the default path tolerance: 0.3 rad for 0.5 s
+    try:
+        drv.enable()
+        start = drv.core.backend.read_positions()
+        fake_bus.frozen = {3}  # elbow_flex stalls
+        target = start + np.array([0.2, 0.0, 0.5, 0.0, 0.0, 0.0])
+        assert drv.send(target, 1.0) is None
+        assert drv.run(3.0, lambda: drv.core.status().hold_reason != ""), drv.logs[-3:]
+        st = drv.core.status()
+        assert st.hold_reason.startswith("path tolerance: elbow_flex measured 0.") and st.tolerance_trips == 1
+        assert st.state == "ENABLED" and "/driver/enable true" in drv.send(target, 1.0)
+        drv.run(0.3)
+        # holding where the servos are measured: the stalled elbow's goal is back at its position
+        assert fake_bus.get(3, GOAL) == fake_bus.get(3, PRESENT) == 2048
+        q = drv.core.backend.read_positions()
+        np.testing.assert_allclose(drv.outputs[-1].command, q, atol=2e-3)
+        assert q[0] - start[0] > 0.1  # the pan had moved on before the hold (1 s move: ~0.2 rad at the trip)
+        assert all(fake_bus.mem[i][TORQUE_ENABLE] == 1 for i in range(1, 7))
+    finally:
+        drv.core.close()
+
+
+def test_bus_silence_within_the_grace_keeps_torque_longer_is_error(fake_bus, calib_file):
+    drv = RealTimeDriver(fake_bus, calib_file, reconnect_period=0.5)  # bus_error_grace: the default 0.5 s
+    try:
+        drv.enable()
+        goals = servo_goals(fake_bus)
+        n = len(drv.outputs)
+        fake_bus.silent = True  # 150 ms without an answer while holding
+        threading.Timer(0.15, lambda: setattr(fake_bus, "silent", False)).start()
+        drv.run(1.0)
+        st = drv.core.status()
+        assert set(drv.states[n:]) == {"ENABLED"} and st.bus_errors >= 1 and st.reconnects == 0
+        assert "reading positions" in st.last_error
+        assert all(fake_bus.mem[i][TORQUE_ENABLE] == 1 for i in range(1, 7))  # torque stayed on
+        assert servo_goals(fake_bus) == goals  # goal unchanged
+        assert any(o.joint_state is not None for o in drv.outputs[-5:])  # publishing again
+        # silent for longer than the grace: ERROR; closing the bus cannot reach the servos, they hold their goal
+        fake_bus.silent = True
+        assert drv.run(3.0, lambda: drv.core.status().state == "ERROR")
+        assert "still failing after 0." in drv.core.status().detail
+        assert servo_goals(fake_bus) == goals and fake_bus.mem[3][TORQUE_ENABLE] == 1
+        # the servos answer again: reconnected with torque off, until /driver/enable (docs/interfaces.md)
+        fake_bus.silent = False
+        assert drv.run(10.0, lambda: drv.core.status().state == "DISABLED"), drv.logs[-3:]
+        assert drv.core.status().reconnects == 1
+        assert all(fake_bus.mem[i][TORQUE_ENABLE] == 0 for i in range(1, 7))
+    finally:
+        fake_bus.silent = False
+        drv.core.close()
