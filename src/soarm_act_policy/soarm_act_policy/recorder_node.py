@@ -6,6 +6,9 @@ rosbag2 is not installed; the output is the same format `ros2 bag record -s mcap
 writes (launch/record.launch.py). Bags start on episode_events STARTED and stop on
 ENDED/RESET/the next STARTED, or by the ~/start and ~/stop services. Subscriptions
 follow the publishers' QoS (reliable/transient local when every publisher offers it).
+Durable: MCAP chunks reach the disk every `chunk_period` s; unfinished bags of a killed
+recorder are recovered at start; a disk error (full disk) is logged and counted, the bag
+is finished with what reached the disk and new episodes are refused until there is room.
 
     ros2 run soarm_act_policy recorder --ros-args --params-file config/recorder.yaml \
         -p output_dir:=recordings -p use_sim_time:=true
@@ -25,7 +28,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
-from .bags.session import EpisodeRecorder
+from .bags.session import RESERVE_BYTES, EpisodeRecorder
+from .bags.writer import CHUNK_PERIOD_S, BagWriteError
 from .bags.topics import load_topics
 from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters
 
@@ -47,6 +51,12 @@ PARAMETERS = [
     ("pre_roll", 30, P.PARAMETER_INTEGER,
      "Messages kept per topic while not recording, written into the next bag when their stamps are inside its "
      "episode."),
+    ("chunk_period", CHUNK_PERIOD_S, P.PARAMETER_DOUBLE,
+     "MCAP: seconds between chunks handed to the disk; a killed recorder loses about this much (recovered at "
+     "the next start)."),
+    ("disk_reserve", RESERVE_BYTES, P.PARAMETER_INTEGER,
+     "Bytes of the .disk_reserve file kept in output_dir and freed on a disk-full error so the bag can still "
+     "be finished; new episodes are refused while it cannot be rewritten. 0 = none."),
 ]
 
 
@@ -65,7 +75,8 @@ class RecorderNode(Node):
         self.session = EpisodeRecorder(
             self.output_dir, {self.resolve_topic_name(t.name): t.type for t in self.specs},
             storage=p["storage"], close_timeout=p["close_timeout"], pre_roll=p["pre_roll"],
-            log=self.get_logger().info)
+            chunk_period=p["chunk_period"], reserve_bytes=p["disk_reserve"],
+            log=self.get_logger().info, log_error=self.get_logger().error)
         self._subs: dict[str, object] = {}
         self._event_cls = message_class(EVENT_TYPE)
         self.create_service(Trigger, "~/start", self._on_start)
@@ -123,7 +134,10 @@ class RecorderNode(Node):
         if self.session.recording is not None:
             response.success, response.message = False, f"already recording {self.session.recording}"
             return response
-        response.success, response.message = True, str(self.session.start(task=self.task))
+        try:
+            response.success, response.message = True, str(self.session.start(task=self.task))
+        except BagWriteError as exc:
+            response.success, response.message = False, f"{exc} ({self.session.write_errors} write errors)"
         return response
 
     def _on_stop(self, request, response):
