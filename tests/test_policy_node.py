@@ -41,6 +41,8 @@ CHECKPOINTS = {
     # a 100-step chunk whose actions differ from step to step (>= 0.013 rad apart): a known
     # "ramp" to read back which chunk step a published trajectory plays
     "timeline": dict(action_mean=MEAN_RAD, action_std=[1.0] * 6, chunk_size=100, n_action_steps=100),
+    # a model whose action for joint 1 is NaN (its normalization mean): non-finite output
+    "nan_action": dict(action_mean=[0.1, math.nan, 0.3, -0.4, 0.5, 0.6], action_std=TINY_STD),
 }
 
 
@@ -358,6 +360,52 @@ def test_mismatched_checkpoints_are_refused_with_the_mismatch_named(start_node, 
         assert proc.proc.returncode == 2, log[-2000:]
         assert "refusing to start: checkpoint does not match the configuration" in log
         assert expected[which] in log, log[-2000:]
+
+
+class ShiftedSensors(Sensors):
+    """Sensors whose stamps are `ahead` seconds after the clock (a publisher on a machine whose clock is ahead)."""
+
+    ahead = 0.0
+
+    def now(self):
+        from builtin_interfaces.msg import Time
+
+        t = super().now()
+        ns = t.sec * 10**9 + t.nanosec + int(self.ahead * 1e9)
+        return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def test_future_stamps_hold_and_non_finite_actions_are_never_published(start_node, ros_node, ckpts):
+    """Observations stamped 0.5 s ahead hold with the reason; then the model's NaN puts the node in
+    ERROR without a single trajectory published, until ~/reset (and again after it: the model is bad)."""
+    from soarm_msgs.msg import PolicyStatus
+    from std_srvs.srv import Trigger
+
+    sensors = ShiftedSensors(ros_node)
+    sensors.ahead = 0.5
+    out = Outputs(ros_node)
+    start_policy(start_node, ckpts["nan_action"], mode="ensemble", future_stamp_tolerance=0.1)
+    out.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding while disabled")
+    set_enabled(ros_node, True)
+    s = out.wait_status(lambda s: "from the future" in s.hold_reason, 60, "hold on future stamps",
+                        since=time.monotonic())
+    assert s.state == PolicyStatus.HOLDING and s.skipped_stale >= 1 and s.steps == 0
+    ahead = float(s.hold_reason.split(" is stamped ")[1].split(" s after the node clock")[0])
+    assert 0.1 < ahead <= 0.5 and "(max 0.10 s)" in s.hold_reason and "chrony" in s.hold_reason, s.hold_reason
+    assert s.observation_age == pytest.approx(-ahead, abs=0.006)  # negative: stamped after the tick
+    sensors.ahead = 0.0
+    s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 60, "error on NaN", since=time.monotonic())
+    assert s.hold_reason.startswith("non-finite action in the model's chunk") and "~/reset" in s.hold_reason
+    assert "the first nan at (step, joint) (0, 1)" in s.hold_reason
+    t_err = time.monotonic()
+    ros_node.wait_for(lambda: len([1 for t, _ in out.status if t > t_err]) >= 10, 30, what="10 more statuses")
+    assert all(x.state == PolicyStatus.ERROR for t, x in out.status if t > t_err)  # holds until reset
+    assert ros_node.call(Trigger, "/policy/reset", Trigger.Request()).success
+    t_reset = time.monotonic()
+    s = out.wait_status(lambda s: s.state == PolicyStatus.ERROR, 60, "error again after reset", since=t_reset)
+    assert "non-finite" in s.hold_reason
+    assert not out.traj, f"{len(out.traj)} trajectories published"
+    sensors.close()
 
 
 def test_chunk_mode_lerobot_degrees_checkpoint_drives_the_mock_driver(start_node, ros_node, ckpts):

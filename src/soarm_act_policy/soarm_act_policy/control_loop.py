@@ -14,9 +14,10 @@ real-time execution).
 Each `tick(now, snapshot)`:
 
 1. holds while disabled or while the episode is over (no counters move);
-2. holds and counts a skip when some stream has never arrived (`skipped_missing`)
-   or its newest message is older than `max_observation_age` (`skipped_stale`); a hold
-   drops the plan, the next acting tick starts a new timeline;
+2. holds and counts a skip when some stream has never arrived (`skipped_missing`),
+   its newest message is stamped more than `future_stamp_tolerance` after ``now`` (clocks
+   out of sync: not fresh, `skipped_stale`) or is older than `max_observation_age`
+   (`skipped_stale`); a hold drops the plan, the next acting tick starts a new timeline;
 3. otherwise gets actions for the current step ``k``:
    - ``ensemble``: predicts a chunk from this observation once per step (in the tick) and
      blends every prediction covering the step (`TemporalEnsembler`);
@@ -29,6 +30,10 @@ Each `tick(now, snapshot)`:
    time step ``k`` is due. A consumer times point ``j`` at ``plan_time + j * period``. The
    plan has at least `trajectory_points` points where covered, and enough to reach past the
    next expected tick (one period plus the last in-tick inference time).
+
+Errors. A predictor that raises, or returns a chunk with a NaN or infinite action, or a
+plan that blends to one (overflow), puts the loop in ERROR: no plan is returned, every
+tick holds with the reason until `reset()` (nothing non-finite ever leaves the loop).
 """
 
 from __future__ import annotations
@@ -51,6 +56,30 @@ REQUESTED_MODES = ("auto", *MODES)
 IDLE, RUNNING, HOLDING, ERROR = 0, 1, 2, 3  # = soarm_msgs/PolicyStatus states
 
 _EPS = 1e-6  # tolerance (in periods) when turning times into steps
+#: Hint in the reason of a non-finite action.
+_NON_FINITE_HINT = "nothing was published; holding until ~/reset (check the checkpoint's weights and statistics)"
+
+
+class NonFiniteActionError(ValueError):
+    """The model returned NaN or infinite actions (the message says where)."""
+
+
+def check_finite(actions: np.ndarray, what: str) -> np.ndarray:
+    """Return `actions` if every value is finite, else raise NonFiniteActionError naming the first one."""
+    actions = np.asarray(actions, dtype=np.float64)
+    bad = ~np.isfinite(actions)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise NonFiniteActionError(
+            f"non-finite action in {what}: {int(bad.sum())} value(s), the first {actions[first]} at "
+            f"(step, joint) {first}; {_NON_FINITE_HINT}"
+        )
+    return actions
+
+
+def _failure(e: Exception) -> str:
+    """The ERROR reason of a failed inference."""
+    return str(e) if isinstance(e, NonFiniteActionError) else f"inference failed: {type(e).__name__}: {e}"
 
 
 def resolve_mode(requested: str, inference_latency: float, period: float) -> tuple[str, str]:
@@ -138,6 +167,8 @@ class LoopConfig:
     n_action_steps: int = 100
     ensemble_coeff: float = 0.01
     max_observation_age: float = 0.25
+    #: An observation stamped more than this after the tick time (s) is not fresh (clocks out of sync).
+    future_stamp_tolerance: float = 0.1
     #: Least number of points per plan (where predictions cover them).
     trajectory_points: int = 10
     action_dim: int = 6
@@ -153,6 +184,8 @@ class LoopConfig:
             raise ValueError(f"trajectory points must be >= 1; got {self.trajectory_points}")
         if not self.max_observation_age > 0:
             raise ValueError(f"max_observation_age must be > 0 s; got {self.max_observation_age}")
+        if not self.future_stamp_tolerance >= 0:
+            raise ValueError(f"future_stamp_tolerance must be >= 0 s; got {self.future_stamp_tolerance}")
 
 
 class ControlLoop:
@@ -235,6 +268,14 @@ class ControlLoop:
             self.counters.skipped_missing += 1
             return self._hold(f"waiting for the first message on {', '.join(missing)}")
         ages = {k: now - s for k, s in snapshot.stamps.items()}
+        newest = min(ages, key=ages.get) if ages else None
+        if newest and -ages[newest] > self.cfg.future_stamp_tolerance:
+            self.counters.skipped_stale += 1
+            return self._hold(
+                f"observation from the future: {newest} is stamped {-ages[newest]:.2f} s after the node clock "
+                f"(max {self.cfg.future_stamp_tolerance:.2f} s): synchronise the machines' clocks (chrony) or "
+                f"give every node the same time source (use_sim_time)", ages[newest]
+            )
         oldest = max(ages, key=ages.get) if ages else None
         age = ages[oldest] if oldest else math.nan
         if oldest and age > self.cfg.max_observation_age:
@@ -254,6 +295,8 @@ class ControlLoop:
         if step > ens.current:
             ens.advance_to(step)
         self._collect_results()
+        if self.error:  # an async inference failed since the last tick
+            return self._fail(self.error, age)
         obs_step = min(self.step_at(observed), step)
 
         mode = self.cfg.mode
@@ -271,9 +314,7 @@ class ControlLoop:
             else:
                 self._submit(snapshot.payload, obs_step, observed)
         except Exception as e:  # model failure: an operator must look
-            self.error = f"inference failed: {type(e).__name__}: {e}"
-            self._was_holding = True
-            return TickResult(ERROR, self.error, hold_started=True, observation_age=age)
+            return self._fail(_failure(e), age)
 
         if ens.count() == 0:
             self.counters.skipped_no_action += 1
@@ -282,14 +323,17 @@ class ControlLoop:
                 return self._hold(f"async inference: waiting for {waiting}", age, new_timeline=False)
             return self._hold(f"{mode}: the prediction does not cover step {step} (observation too old)", age)
 
+        in_tick = self.last_latency if mode != "async" and not math.isnan(self.last_latency) else 0.0
+        points = max(self.cfg.trajectory_points, math.ceil((self.cfg.period + in_tick) / self.cfg.period) + 1)
+        try:
+            plan = check_finite(ens.plan(points), "the blended plan")
+        except NonFiniteActionError as e:
+            return self._fail(str(e), age)
         if new_step:
             if self._last_step is not None:
                 self.counters.skipped_late += step - self._last_step - 1
             self.counters.steps += 1
             self._last_step = step
-        in_tick = self.last_latency if mode != "async" and not math.isnan(self.last_latency) else 0.0
-        points = max(self.cfg.trajectory_points, math.ceil((self.cfg.period + in_tick) / self.cfg.period) + 1)
-        plan = ens.plan(points)
         self._was_holding = False
         return TickResult(
             RUNNING,
@@ -310,6 +354,14 @@ class ControlLoop:
             return "disabled (call ~/enable true to run)"
         return self.episode_hold
 
+    def _fail(self, reason: str, age: float) -> TickResult:
+        """Enter ERROR (until reset): the plan is dropped, this tick and the next ones hold."""
+        self.error = reason
+        self._clear_plan()
+        started = not self._was_holding
+        self._was_holding = True
+        return TickResult(ERROR, reason, hold_started=started, observation_age=age)
+
     def _hold(self, reason: str, age: float = math.nan, new_timeline: bool = True) -> TickResult:
         """Hold this tick; by default the plan is dropped and the next acting tick starts a new timeline."""
         started = not self._was_holding
@@ -322,7 +374,7 @@ class ControlLoop:
         t0 = time.perf_counter()
         chunk = self._predict(payload)
         self.last_latency = time.perf_counter() - t0
-        return chunk
+        return check_finite(chunk, "the model's chunk")
 
     def _add(self, step: int, chunk: np.ndarray, stamp: float) -> None:
         if self.ensembler.add(step, chunk):
@@ -370,10 +422,9 @@ class ControlLoop:
             step, payload, stamp, gen = job
             t0 = time.perf_counter()
             try:
-                chunk = self._predict(payload)
+                chunk = check_finite(self._predict(payload), "the model's chunk")
                 res = _Result(step, chunk, stamp, gen, time.perf_counter() - t0)
             except Exception as e:
-                res = _Result(step, None, stamp, gen, time.perf_counter() - t0,
-                              error=f"inference failed: {type(e).__name__}: {e}")
+                res = _Result(step, None, stamp, gen, time.perf_counter() - t0, error=_failure(e))
             self._results.put(res)
             self._busy.clear()

@@ -69,6 +69,9 @@ PARAMETERS = [
      "chunk mode: actions played per prediction; 0 = the checkpoint's n_action_steps."),
     ("max_observation_age", 0.25, P.PARAMETER_DOUBLE,
      "Hold (and count a skip) when the newest joint state or camera frame is older than this, s."),
+    ("future_stamp_tolerance", 0.1, P.PARAMETER_DOUBLE,
+     "Hold (and count a stale skip) when a joint state or camera frame is stamped more than this after the "
+     "node clock, s: clocks out of sync (synchronise them with chrony) or mixed sim/wall time."),
     ("cameras", ["front", "wrist"], P.PARAMETER_STRING_ARRAY,
      "Camera names: topic cameras/<name>/image_raw feeds observation.images.<name>."),
     ("camera_keys", [], P.PARAMETER_STRING_ARRAY,
@@ -143,6 +146,7 @@ class PolicyNode(Node):
                 mode=mode, period=self.period, chunk_size=spec.chunk_size,
                 n_action_steps=int(p["n_action_steps"]) or spec.n_action_steps,
                 ensemble_coeff=float(p["ensemble_coeff"]), max_observation_age=float(p["max_observation_age"]),
+                future_stamp_tolerance=float(p["future_stamp_tolerance"]),
                 trajectory_points=int(p["trajectory_points"]), action_dim=len(joints),
             ),
             self._predict,

@@ -342,6 +342,95 @@ def test_inference_error_is_an_error_state_until_reset():
     assert loop.error == ""
 
 
+class SwitchablePredictor(CountingPredictor):
+    """CountingPredictor whose chunk can be replaced by a bad value (nan, inf) while `bad` is set."""
+
+    def __init__(self, chunk_size):
+        super().__init__(chunk_size)
+        self.bad = None
+
+    def __call__(self, payload):
+        c = super().__call__(payload)
+        if self.bad is not None:
+            c[2, 3] = self.bad
+        return c
+
+
+def tick_settled(loop, now, snap, mode):
+    """One tick; in async mode ticks again (same time) until the worker's result is in."""
+    r = loop.tick(now, snap)
+    deadline = time.monotonic() + 5
+    while mode == "async" and r.state == HOLDING and time.monotonic() < deadline:
+        time.sleep(0.005)
+        r = loop.tick(now, snap)
+    return r
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("mode", ["ensemble", "chunk", "async"])
+def test_non_finite_model_output_is_an_error_and_never_planned(mode, bad):
+    pred = SwitchablePredictor(chunk_size=5)
+    loop = ControlLoop(LoopConfig(mode=mode, period=1.0, chunk_size=5, n_action_steps=2, trajectory_points=3,
+                                  max_observation_age=0.1), pred)
+    try:
+        loop.set_enabled(True)
+        r = tick_settled(loop, 0.0, fresh(0.0), mode)
+        assert r.state == RUNNING and np.isfinite(r.plan).all()
+        pred.bad = bad
+        results = []
+        for i in range(1, 8):  # chunk mode predicts again at step 2
+            results.append(tick_settled(loop, float(i), fresh(float(i)), mode))
+            if results[-1].state == ERROR:
+                break
+        r = results[-1]
+        assert r.state == ERROR and r.plan is None, [(x.state, x.hold_reason) for x in results]
+        assert r.hold_started or mode == "async"  # async: a wait for the chunk may have started the hold
+        assert "non-finite action in the model's chunk" in r.hold_reason
+        assert f"the first {bad} at (step, joint) (2, 3)" in r.hold_reason and "~/reset" in r.hold_reason
+        assert all(np.isfinite(x.plan).all() for x in results if x.plan is not None)
+        pred.bad = None  # the model is fine again: the loop still holds until reset
+        for i in range(10, 13):
+            r = tick_settled(loop, float(i), fresh(float(i)), mode)
+            assert r.state == ERROR and r.plan is None and not r.hold_started and "non-finite" in r.hold_reason
+        loop.reset()
+        r = tick_settled(loop, 20.0, fresh(20.0), mode)
+        assert r.state == RUNNING and np.isfinite(r.plan).all()
+    finally:
+        loop.close()
+
+
+def test_plan_that_blends_to_infinity_is_an_error():
+    """Finite but huge chunks overflow in the weighted sum: the plan itself is checked too."""
+    loop = ControlLoop(LoopConfig(mode="ensemble", period=1.0, chunk_size=4, n_action_steps=4, trajectory_points=2,
+                                  max_observation_age=0.1), lambda payload: np.full((4, 6), 1e308))
+    loop.set_enabled(True)
+    r = loop.tick(0.0, fresh(0.0))
+    assert r.state == RUNNING and r.plan[0, 0] == 1e308
+    r = loop.tick(1.0, fresh(1.0))
+    assert r.state == ERROR and r.plan is None and "non-finite action in the blended plan" in r.hold_reason
+    assert loop.counters.steps == 1  # the failed step was not played
+
+
+def test_observations_stamped_in_the_future_are_not_fresh():
+    loop, pred = make_loop("ensemble")  # future_stamp_tolerance 0.1 s by default
+    loop.set_enabled(True)
+    r = loop.tick(1.0, Snapshot({"joint_states": 0.99, "cameras/front/image_raw": 1.05}, payload=1.0))
+    assert r.state == RUNNING and pred.calls == 1  # within the tolerance (clock jitter)
+    r = loop.tick(2.0, Snapshot({"joint_states": 1.99, "cameras/front/image_raw": 2.5}, payload=2.0))
+    assert r.state == HOLDING and r.plan is None and r.hold_started and pred.calls == 1
+    assert r.hold_reason.startswith("observation from the future: cameras/front/image_raw is stamped 0.50 s after "
+                                    "the node clock (max 0.10 s): synchronise")
+    assert r.observation_age == pytest.approx(-0.5) and loop.counters.skipped_stale == 1
+    r = loop.tick(3.0, fresh(3.0))
+    assert r.state == RUNNING and r.step == 0  # a new timeline on the clock, not on the future stamp
+    strict = ControlLoop(LoopConfig(mode="ensemble", period=1.0, chunk_size=5, n_action_steps=5,
+                                    future_stamp_tolerance=0.0), CountingPredictor(5))
+    strict.set_enabled(True)
+    assert strict.tick(1.0, Snapshot({"joint_states": 1.001})).state == HOLDING
+    with pytest.raises(ValueError, match="future_stamp_tolerance must be >= 0 s"):
+        LoopConfig(future_stamp_tolerance=-0.1)
+
+
 def test_async_never_waits_and_places_chunks_at_their_observation_step():
     loop, pred = make_loop("async", chunk=8, n_action=8)
     try:
