@@ -226,6 +226,18 @@ def test_train_resume_refuses_a_crafted_checkpoint(clean_ckpt, tmp_path):
     assert not marker.exists()
 
 
+def test_rollout_exits_2_on_a_crafted_checkpoint(clean_ckpt, tmp_path, capsys):
+    from soarm_act_policy.evaluation.rollout import main
+
+    marker = tmp_path / "marker"
+    ckpt = copy_ckpt(clean_ckpt, tmp_path / "ckpt")
+    edit_steps(ckpt, PREPROCESSOR, lambda steps: steps.insert(2, shell_step(marker)))
+    assert main([str(ckpt), "--num-episodes", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"rollout: error: {ckpt / PREPROCESSOR}: step 2 'subprocess.getoutput'" in err, err
+    assert not marker.exists()
+
+
 @pytest.mark.dds
 def test_policy_executable_exits_2_naming_the_step_and_the_tensor(clean_ckpt, tmp_path, start_node):
     """The installed `policy` node refuses to start (exit 2) on each crafted checkpoint."""
