@@ -1,7 +1,8 @@
 """The driver's `/diagnostics` (diagnostic_msgs/DiagnosticArray, read by rqt_robot_monitor and
 Foxglove): one DiagnosticStatus, "<node>: robot backend", built from the core's status and the
-measured control rate. Levels: ERROR in state ERROR, WARN while connecting or when the control
-loop runs below 80 % of its rate, OK otherwise. Documented in docs/interfaces.md ("driver").
+measured control rate. Levels: ERROR in state ERROR, WARN while connecting, while holding after a
+path tolerance violation or when the control loop runs below 80 % of its rate, OK otherwise.
+Documented in docs/interfaces.md ("driver").
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def level_and_message(status: DriverStatus, expected_rate: float, measured_rate:
         return DiagnosticStatus.ERROR, f"ERROR: {status.detail}"
     if status.state == CONNECTING:
         return DiagnosticStatus.WARN, "connecting to the backend"
+    if status.hold_reason:
+        return DiagnosticStatus.WARN, f"holding: {status.hold_reason}"
     if measured_rate < SLOW_FRACTION * expected_rate:
         return DiagnosticStatus.WARN, (f"{status.state}; control loop late: {measured_rate:.1f} ticks/s "
                                        f"of {expected_rate:g}")
@@ -66,6 +69,12 @@ def driver_diagnostics(node_name: str, status: DriverStatus, control_rate_hz: fl
         "commands clamped": str(status.clamped),
         "watchdog trips": str(status.watchdog_trips),
         "reconnects": str(status.reconnects),
+        "hold reason": status.hold_reason,
+        "path tolerance trips": str(status.tolerance_trips),
+        "bus errors ridden through": str(status.bus_errors),
+        "last rejection": status.last_rejection,
+        "command stamp offset (s)": f"{status.stamp_offset:.3f}",
+        "command stamp offset, mean (s)": f"{status.stamp_offset_mean:.3f}",
     }
     diag = DiagnosticStatus(level=level, name=f"{node_name}: robot backend", message=message,
                             hardware_id=f"so101 ({status.backend})",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
+
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -33,7 +35,10 @@ from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.backends import make_backend
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec
-from soarm_driver.core import DriverConfig, DriverCore, TickOutput
+from soarm_driver.core import (
+    BUS_ERROR_GRACE, MAX_TRAJECTORY_DURATION, MAX_TRAJECTORY_POINTS, PATH_TOLERANCE, PATH_TOLERANCE_DURATION,
+    DriverConfig, DriverCore, TickOutput,
+)
 from soarm_driver.joint_limits import JointLimits
 from soarm_driver.diagnostics import RateMeter, driver_diagnostics
 from soarm_driver.messages import camera_msgs, driver_status, episode_event, joint_state, object_markers
@@ -68,7 +73,36 @@ PARAMETERS = [
      "Task text of episodes when reset_episode gives none; empty: the backend's task_text, else DEFAULT_TASK."),
     ("reconnect_period", 2.0, "Seconds between reconnection attempts after a backend error."),
     ("status_period", 1.0, "Seconds between ~/status messages (also published on every change) and /diagnostics."),
+    ("path_tolerance", list(PATH_TOLERANCE),
+     "Path tolerance (rad), 1 or 6 values shoulder_pan..gripper, 0 = joint not checked: a joint measured farther "
+     "than this from its goal for longer than path_tolerance_duration makes the arm hold at its measured position "
+     "(~/status.hold_reason) until /driver/enable true or reset_episode."),
+    ("path_tolerance_duration", PATH_TOLERANCE_DURATION,
+     "Seconds a joint may stay out of path_tolerance (tracking lag, a brief push) before the arm holds."),
+    ("bus_error_grace", BUS_ERROR_GRACE,
+     "Seconds of backend read/write errors ridden through with torque on and the goal unchanged; errors lasting "
+     "longer put the driver in ERROR (0: every error does)."),
+    ("max_trajectory_points", MAX_TRAJECTORY_POINTS,
+     "Most points in one joint_trajectory; a longer one is rejected (0: no limit)."),
+    ("max_trajectory_duration", MAX_TRAJECTORY_DURATION,
+     "Latest end of a joint_trajectory, in seconds after its receipt (a far-future stamp or a long trajectory); "
+     "a later one is rejected (0: no limit)."),
 ]
+
+
+class _Points(Sequence):
+    """JointTrajectory points as (time_from_start s, positions, velocities), each converted when read:
+    a trajectory over `max_trajectory_points` is rejected before any point is converted."""
+
+    def __init__(self, points):
+        self._points = points
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __getitem__(self, i):
+        pt = self._points[i]
+        return duration_seconds(pt.time_from_start), list(pt.positions), list(pt.velocities)
 
 
 class DriverNode(Node):
@@ -83,6 +117,9 @@ class DriverNode(Node):
             home_pose=p["home_pose"], command_timeout=p["command_timeout"], home_speed=p["home_speed"],
             control_rate_hz=p["control_rate_hz"], state_rate_hz=p["state_rate_hz"], cameras=self.cameras,
             task=p["task"], reconnect_period=p["reconnect_period"], backend=p["backend"],
+            path_tolerance=p["path_tolerance"], path_tolerance_duration=p["path_tolerance_duration"],
+            bus_error_grace=p["bus_error_grace"], max_trajectory_points=p["max_trajectory_points"],
+            max_trajectory_duration=p["max_trajectory_duration"],
         )
         backend_params = {
             "cameras": list(self.cameras), "control_period": self.config.period, "home_pose": list(p["home_pose"]),
@@ -163,8 +200,7 @@ class DriverNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        points = [(duration_seconds(pt.time_from_start), list(pt.positions), list(pt.velocities)) for pt in msg.points]
-        self.core.command(msg.joint_names, points, time_seconds(msg.header.stamp), self._now())
+        self.core.command(msg.joint_names, _Points(msg.points), time_seconds(msg.header.stamp), self._now())
 
     def _on_enable(self, request, response):
         answer = self.core.request_enable(request.data)

@@ -80,7 +80,9 @@ def driver_status(status, now: float) -> DriverStatus:
         backend=status.backend, resetting=status.resetting, episode_index=status.episode_index,
         stages=-1 if status.stages is None else status.stages, accepted=status.accepted,
         rejected=status.rejected, clamped=status.clamped, watchdog_trips=status.watchdog_trips,
-        reconnects=status.reconnects,
+        reconnects=status.reconnects, hold_reason=status.hold_reason, tolerance_trips=status.tolerance_trips,
+        bus_errors=status.bus_errors, last_rejection=status.last_rejection, stamp_offset=status.stamp_offset,
+        stamp_offset_mean=status.stamp_offset_mean,
     )
     msg.header.stamp = time_msg(now)
     return msg

@@ -1,5 +1,7 @@
 """Messages built by the driver (no node, no DDS)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,15 @@ def test_driver_status_message_and_diagnostics_levels():
     values = {kv.key: kv.value for kv in d.values}
     assert d.name == "driver: robot backend" and values["commands clamped"] == "1" and values["reconnects"] == "0"
     assert time_seconds(arr.header.stamp) == 4.5
+    # command safety fields (issue 12): holding after a path tolerance violation, bus errors, stamp offset
+    held = DriverStatus(state="ENABLED", hold_reason="path tolerance: elbow_flex ...", tolerance_trips=2,
+                        bus_errors=3, last_rejection="trajectory ends in the past", stamp_offset=0.25,
+                        stamp_offset_mean=0.125)
+    msg = driver_status(held, 1.0)
+    assert (msg.hold_reason, msg.tolerance_trips, msg.bus_errors, msg.last_rejection, msg.stamp_offset,
+            msg.stamp_offset_mean) == ("path tolerance: elbow_flex ...", 2, 3, "trajectory ends in the past", 0.25,
+                                       0.125)
+    assert math.isnan(driver_status(DriverStatus(), 0.0).stamp_offset)
+    assert level_and_message(held, 60.0, 60.0) == (DiagnosticStatus.WARN, "holding: path tolerance: elbow_flex ...")
+    values = {kv.key: kv.value for kv in driver_diagnostics("driver", held, 60.0, 60.0, 60.0, 1.0).status[0].values}
+    assert values["path tolerance trips"] == "2" and values["command stamp offset, mean (s)"] == "0.125"
