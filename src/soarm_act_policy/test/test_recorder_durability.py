@@ -147,8 +147,8 @@ class _File:
 
 
 def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back(tmp_path):
-    disk, errors = FullDisk(), []
-    rec = EpisodeRecorder(tmp_path, {"joint_states": JS, "episode_events": EV}, chunk_period=0.0,
+    disk, errors, now = FullDisk(), [], [0.0]
+    rec = EpisodeRecorder(tmp_path, {"joint_states": JS, "episode_events": EV}, clock=lambda: now[0],
                           opener=disk.open, log_error=errors.append, reserve_bytes=4096)
     assert (tmp_path / RESERVE_NAME).stat().st_size == 4096
 
@@ -156,34 +156,45 @@ def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back
         rec.on_event("/episode_events", t, _raw(episode_event(t, kind, idx, "pick"), EV), kind=kind,
                      episode_index=idx, task="pick", stamp_ns=t)
 
-    def js(t):
-        rec.on_message("/joint_states", t, _raw(joint_state(t, ["a"], [float(t)]), JS))
+    def js(i):  # 30 Hz
+        now[0] = i / 30
+        rec.on_message("/joint_states", 1000 + i, _raw(joint_state(1000 + i, ["a"], [float(i)]), JS))
 
-    k = 20
-    ev(100, STARTED, 0)
+    ev(1000, STARTED, 0)
+    k = 45  # the disk fills at message k (1.5 s); the 1 s chunk went out at message 30
     for i in range(k):
-        js(101 + i)
+        js(i)
     disk.full = True
-    js(101 + k)  # message k: ENOSPC
+    for i in range(k, 60):
+        js(i)  # into the chunk in memory
+    assert rec.recording is not None and not disk.refused and not errors
+    js(60)  # 2 s: the chunk goes to the disk: ENOSPC half-way through its record
     assert disk.refused and rec.recording is None and rec.write_errors == 1
     assert "No space left on device" in errors[0] and "free space in" in errors[0]
     (bag,) = rec.closed_bags
     got, custom = _read(bag)
-    assert got == [("/episode_events", 100)] + [("/joint_states", 101 + i) for i in range(k)]
-    assert custom["soarm.ended_by"] == "recovered"
-    js(200)  # the rest of the episode goes nowhere, without an error
-    ev(201, ENDED, 0)
-    ev(300, STARTED, 1)  # still full: refused, said so
+    # the torn chunk is cut off the file and written again from memory: nothing up to the error is lost
+    assert got == [("/episode_events", 1000)] + [("/joint_states", 1000 + i) for i in range(61)]
+    assert custom["soarm.ended_by"] == "recovered" and custom["soarm.task"] == "pick"
+    js(61)  # the rest of the episode goes nowhere, without an error
+    ev(2000, ENDED, 0)
+    ev(3000, STARTED, 1)  # still full: refused, said so
     assert rec.recording is None and rec.write_errors == 2 and "reserve" in errors[1]
     disk.full = False
-    ev(400, STARTED, 2)
-    js(401)
-    ev(402, ENDED, 2)
+    ev(4000, STARTED, 2)
+    js(3001)  # stamp 4001
+    ev(5000, ENDED, 2)
     rec.close_all()
     assert len(rec.closed_bags) == 2
     got, custom = _read(rec.closed_bags[1])
-    assert got == [("/episode_events", 400), ("/joint_states", 401), ("/episode_events", 402)]
+    assert got == [("/episode_events", 4000), ("/joint_states", 4001), ("/episode_events", 5000)]
     assert custom["soarm.ended_by"] == "ENDED" and rec.write_errors == 2
+    ev(6000, STARTED, 3)
+    js(5001)
+    disk.full = True
+    rec.close_all()  # finishing the bag fails: it is recovered instead
+    assert rec.write_errors == 3 and len(rec.closed_bags) == 3
+    assert _read(rec.closed_bags[2])[0] == [("/episode_events", 6000), ("/joint_states", 6001)]
 
 
 def test_recorder_start_recovers_unfinished_bags_and_the_converter_lists_the_rest(tmp_path):

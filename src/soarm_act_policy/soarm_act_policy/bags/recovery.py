@@ -15,11 +15,13 @@ copy of the bag. `scan_partial()` says, without writing, what a recovery would k
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
 import sys
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,7 @@ class _Chunk:
     #: channel id -> file offset of its message index record (right after the chunk)
     index_offsets: dict[int, int] = field(default_factory=dict)
     index_end: int = 0  # file offset after the last message index record of the chunk
+    digest: bytes = b""  # sha1 of the uncompressed records
 
 
 @dataclass
@@ -159,15 +162,17 @@ def _parse_chunk(content: bytes, start: int, end: int, scan: Scan) -> _Chunk:
         raise ValueError("chunk size does not match its header")
     if crc and zlib.crc32(data) != crc:
         raise ValueError("chunk checksum mismatch")
-    chunk = _Chunk(start, end, t0, t1, compression, csize, usize, index_end=end)
+    chunk = _Chunk(start, end, t0, t1, compression, csize, usize, index_end=end,
+                   digest=hashlib.sha1(data).digest())
     _parse_records(data, scan, chunk)
     return chunk
 
 
-def scan_partial(partial: str | Path) -> Scan:
+def scan_partial(partial: str | Path, *, require_messages: bool = True) -> Scan:
     """Read the data file of an unfinished MCAP bag and find what can be kept (no writing).
 
-    Raises BagError when nothing can be kept (no data file, bad header, no complete chunk)."""
+    Raises BagError when nothing can be kept (no data file, bad header, no complete chunk
+    with messages unless not `require_messages`)."""
     partial = Path(partial)
     files = sorted(partial.glob("*.mcap"))
     if len(files) != 1:
@@ -185,6 +190,7 @@ def scan_partial(partial: str | Path) -> Scan:
         _exact(buf, n)
         if op != OP_HEADER:
             raise ValueError("no header record")
+        scan.keep = buf.tell()
     except ValueError as exc:
         raise BagError(partial, f"{data_file.name}: incomplete MCAP header ({exc}): not recoverable") from exc
     while buf.tell() < len(raw):
@@ -211,7 +217,7 @@ def scan_partial(partial: str | Path) -> Scan:
         except (ValueError, struct.error, KeyError) as exc:
             scan.stop_reason = f"a torn or invalid record at byte {start} ({exc})"
             break
-    if not scan.chunks or not scan.message_count:
+    if require_messages and not scan.message_count:
         raise BagError(partial, f"{data_file.name}: no complete chunk with messages reached the disk "
                        f"({len(raw)} bytes, stopped at {scan.stop_reason}): nothing to recover")
     return scan
@@ -230,20 +236,45 @@ def _b(data: bytes) -> bytes:
     return struct.pack("<I", len(data)) + data
 
 
-def _tail(scan: Scan) -> bytes:
-    """What is appended at `scan.keep`: the last chunk's message indexes, data end, summary, footer.
+def _tail(scan: Scan, pending: Sequence[bytes] = ()) -> bytes:
+    """What is appended at `scan.keep`: the last chunk's message indexes, the `pending` chunks
+    (records of chunks the writer still held in memory, those not complete on disk already)
+    with theirs, data end, summary and footer. Adds the pending chunks to `scan`.
 
     Readers (rosbags) expect a chunk's message indexes right after it: the earlier chunks keep
     the ones the writer put there, the last chunk (cut at its end) gets new ones."""
     out = io.BytesIO()
     base = scan.keep
-    last = scan.chunks[-1]
-    last.index_offsets = {}
-    for cid, msgs in sorted(last.index.items()):
-        last.index_offsets[cid] = base + out.tell()
-        entries = b"".join(struct.pack("<QQ", t, o) for t, o in msgs)
-        _record(out, OP_MESSAGE_INDEX, struct.pack("<H", cid) + _b(entries))
-    last.index_end = base + out.tell()
+
+    def write_index(chunk: _Chunk) -> None:
+        chunk.index_offsets = {}
+        for cid, msgs in sorted(chunk.index.items()):
+            chunk.index_offsets[cid] = base + out.tell()
+            entries = b"".join(struct.pack("<QQ", t, o) for t, o in msgs)
+            _record(out, OP_MESSAGE_INDEX, struct.pack("<H", cid) + _b(entries))
+        chunk.index_end = base + out.tell()
+
+    if scan.chunks:
+        write_index(scan.chunks[-1])
+    on_disk = {c.digest for c in scan.chunks}
+    for records in pending:
+        if hashlib.sha1(records).digest() in on_disk:
+            continue
+
+        def content(t0: int, t1: int, records=records) -> bytes:
+            return struct.pack("<QQQI", t0, t1, len(records), 0) + _s("") + struct.pack("<Q", len(records)) + records
+
+        start = base + out.tell()
+        chunk = _parse_chunk(content(0, 0), start, start + 9 + len(content(0, 0)), scan)
+        stamps = [t for msgs in chunk.index.values() for t, _ in msgs]
+        if not stamps:
+            continue
+        chunk.t0, chunk.t1 = min(stamps), max(stamps)
+        _record(out, OP_CHUNK, content(chunk.t0, chunk.t1))
+        scan.chunks.append(chunk)
+        write_index(chunk)
+    if not scan.message_count:
+        return b""  # nothing to recover (the caller says so)
     _record(out, OP_DATA_END, struct.pack("<I", 0))
     summary_start = base + out.tell()
     for sid, (name, enc, data) in sorted(scan.schemas.items()):
@@ -320,25 +351,31 @@ class Recovery:
                 f"chunk dropped ({self.stop_reason})")
 
 
-def recover_partial(partial: str | Path) -> Recovery:
+def recover_partial(partial: str | Path, pending: Sequence[bytes] = ()) -> Recovery:
     """Finish an unfinished MCAP bag in place and rename it to its final name.
 
-    Raises BagError when it cannot be recovered (the directory is then left untouched)."""
+    `pending`: records of chunks a writer stopped by a write error still held in memory
+    (`BagWriter.pending`); appended unless already complete on disk. Raises BagError when it
+    cannot be recovered (the directory then holds at most the torn tail less)."""
     partial = Path(partial)
     final = final_path(partial)
     if final.exists():
         raise BagError(partial, f"{final} exists already; move one of them away and retry")
-    scan = scan_partial(partial)
+    scan = scan_partial(partial, require_messages=not pending)
+    cut = scan.keep
+    tail = _tail(scan, pending)
+    if not scan.message_count:
+        raise BagError(partial, f"{scan.data_file.name}: no message reached the disk or memory: nothing to "
+                       "recover")
     custom_file = partial / CUSTOM_DATA_FILE
     custom = yaml.safe_load(custom_file.read_text()) if custom_file.exists() else {}
     custom = {str(k): str(v) for k, v in (custom or {}).items()}
     custom["soarm.ended_by"] = ENDED_BY
-    tail = _tail(scan)
     meta = yaml.safe_dump(_metadata(scan, custom), sort_keys=False)
     try:
         with open(scan.data_file, "r+b") as f:
-            f.truncate(scan.keep)
-            f.seek(scan.keep)
+            f.truncate(cut)
+            f.seek(cut)
             f.write(tail)
             f.flush()
             os.fsync(f.fileno())
@@ -351,9 +388,11 @@ def recover_partial(partial: str | Path) -> Recovery:
         partial.rename(final)
         fsync_path(final.parent)
     except OSError as exc:
+        if pending:  # no room for the chunks from memory: keep at least what is on disk
+            return recover_partial(partial)
         raise BagError(partial, f"recovery failed writing: {exc} (free some disk space and retry: "
                        f"python -m soarm_act_policy.bags.recovery {partial})") from exc
-    return Recovery(final, scan.message_count, len(scan.chunks), scan.time_range[1], scan.size - scan.keep,
+    return Recovery(final, scan.message_count, len(scan.chunks), scan.time_range[1], scan.size - cut,
                     scan.stop_reason)
 
 

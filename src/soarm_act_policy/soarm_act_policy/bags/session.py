@@ -158,9 +158,9 @@ class EpisodeRecorder:
         self.last_error = text
         self.log_error(f"write error #{self.write_errors}: {text}")
 
-    def _recover(self, partial: Path, why: str) -> Path | None:
+    def _recover(self, partial: Path, why: str, pending=()) -> Path | None:
         try:
-            result = recover_partial(partial)
+            result = recover_partial(partial, pending)
         except BagError as exc:
             self.log_error(f"{why} not recovered, left as {partial.name} (bag_to_lerobot lists it): {exc}")
             return None
@@ -178,7 +178,7 @@ class EpisodeRecorder:
                                 else ""))
         (self.output_dir / RESERVE_NAME).unlink(missing_ok=True)  # room for the recovery's summary
         self._reserve_ok = False
-        path = self._recover(b.writer.tmp, "bag stopped by the write error")
+        path = self._recover(b.writer.tmp, "bag stopped by the write error", b.writer.pending)
         if path is not None:
             self.closed_bags.append(path)
 

@@ -28,6 +28,7 @@ import yaml
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys.store import Typestore
 
 from .errors import BagError
@@ -61,6 +62,19 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _McapStorage(McapWriter):
+    """rosbags' MCAP storage, remembering the chunks handed to the (buffered) file since the
+    last confirmed flush: after a write error they are still in memory (`BagWriter.pending`)."""
+
+    def __init__(self, path, compression):
+        super().__init__(path, compression)
+        self.unflushed: list[bytes] = []
+
+    def close_chunk(self) -> None:
+        self.unflushed.append(self.chunk.bio.getvalue())
+        super().close_chunk()
 
 
 class BagWriteError(BagError):
@@ -101,6 +115,7 @@ class BagWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._store = typestore or make_typestore()
         self._writer = Writer(self.tmp, version=9, storage_plugin=STORAGE[storage])
+        self._writer.STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _McapStorage}
         self.custom_data = {k: str(v) for k, v in (custom_data or {}).items()}
         self.chunk_period = float(chunk_period)
         self._clock = clock
@@ -108,6 +123,8 @@ class BagWriter:
         self.message_count = 0
         self.closed = False
         self.failed: BagWriteError | None = None
+        #: after a write error: the records of the MCAP chunks that may not have reached the disk
+        self.pending: list[bytes] = []
         try:
             for k, v in self.custom_data.items():
                 self._writer.set_custom_data(k, v)
@@ -195,6 +212,7 @@ class BagWriter:
             if st.chunk.msgs:
                 st.close_chunk()
             st.bio.flush()
+            st.unflushed.clear()
         except OSError as exc:
             raise self._fail(exc, "writing a chunk") from exc
 
@@ -203,6 +221,10 @@ class BagWriter:
             errno_codes.ENOSPC, errno_codes.EDQUOT) else "check the disk"
         self.failed = BagWriteError(self.path, f"{what} failed: {exc.strerror or exc} ({hint}); what reached "
                                     f"the disk is kept in {self.tmp}", exc.errno)
+        st = self._writer.storage
+        if isinstance(st, _McapStorage):
+            current = st.chunk.bio.getvalue() if st.chunk.msgs else b""
+            self.pending = st.unflushed + ([current] if current and current not in st.unflushed else [])
         self._drop_file()
         return self.failed
 
