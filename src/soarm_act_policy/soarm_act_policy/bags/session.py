@@ -42,7 +42,7 @@ from .writer import CHUNK_PERIOD_S, BagWriter, BagWriteError, Opener
 _NAME = re.compile(r"^\.?episode_(\d+)_")
 #: File kept in the output directory so that a bag can still be finished when the disk fills.
 RESERVE_NAME = ".disk_reserve"
-RESERVE_BYTES = 1 << 20
+RESERVE_BYTES = 4 << 20
 
 
 def has_header(msgtype: str) -> bool:

@@ -65,16 +65,19 @@ def fsync_path(path: Path) -> None:
 
 
 class _McapStorage(McapWriter):
-    """rosbags' MCAP storage, remembering the chunks handed to the (buffered) file since the
-    last confirmed flush: after a write error they are still in memory (`BagWriter.pending`)."""
+    """rosbags' MCAP storage handing every chunk to the OS at once, and keeping the records of
+    the chunk being written until it is there: after a write error it is still in memory
+    (`BagWriter.pending`)."""
 
     def __init__(self, path, compression):
         super().__init__(path, compression)
         self.unflushed: list[bytes] = []
 
     def close_chunk(self) -> None:
-        self.unflushed.append(self.chunk.bio.getvalue())
+        self.unflushed = [self.chunk.bio.getvalue()]
         super().close_chunk()
+        self.bio.flush()
+        self.unflushed = []
 
 
 class BagWriteError(BagError):
@@ -212,7 +215,6 @@ class BagWriter:
             if st.chunk.msgs:
                 st.close_chunk()
             st.bio.flush()
-            st.unflushed.clear()
         except OSError as exc:
             raise self._fail(exc, "writing a chunk") from exc
 
