@@ -28,8 +28,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
-from .bags.session import RESERVE_BYTES, EpisodeRecorder
-from .bags.writer import CHUNK_PERIOD_S, BagWriteError
+from .bags.session import EpisodeRecorder
+from .bags.writer import CHUNK_PERIOD_S, RESERVE_BYTES, BagWriteError
 from .bags.topics import load_topics
 from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters
 
@@ -55,8 +55,8 @@ PARAMETERS = [
      "MCAP: seconds between chunks handed to the disk; a killed recorder loses about this much (recovered at "
      "the next start)."),
     ("disk_reserve", RESERVE_BYTES, P.PARAMETER_INTEGER,
-     "Bytes of the .disk_reserve file kept in output_dir and freed on a disk-full error so the bag can still "
-     "be finished; new episodes are refused while it cannot be rewritten. 0 = none."),
+     "Bytes of a .reserve file written into each bag when it starts (no room: the episode is refused) and "
+     "deleted to make room for finishing it (also after a disk-full error). 0 = none."),
 ]
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from soarm_act_policy.bags import BagError, BagWriter, open_bag
 from soarm_act_policy.bags.recovery import recover_partial, scan_partial
-from soarm_act_policy.bags.session import RESERVE_NAME, EpisodeRecorder
+from soarm_act_policy.bags.writer import RESERVE_FILE
+from soarm_act_policy.bags.session import EpisodeRecorder
 from soarm_act_policy.bags.synthetic import episode_event, joint_state
 from soarm_act_policy.events import ENDED, STARTED
 
@@ -150,7 +151,6 @@ def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back
     disk, errors, now = FullDisk(), [], [0.0]
     rec = EpisodeRecorder(tmp_path, {"joint_states": JS, "episode_events": EV}, clock=lambda: now[0],
                           opener=disk.open, log_error=errors.append, reserve_bytes=4096)
-    assert (tmp_path / RESERVE_NAME).stat().st_size == 4096
 
     def ev(t, kind, idx):
         rec.on_event("/episode_events", t, _raw(episode_event(t, kind, idx, "pick"), EV), kind=kind,
@@ -161,6 +161,7 @@ def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back
         rec.on_message("/joint_states", 1000 + i, _raw(joint_state(1000 + i, ["a"], [float(i)]), JS))
 
     ev(1000, STARTED, 0)
+    assert (rec.current.writer.tmp / RESERVE_FILE).stat().st_size == 4096  # room to finish the bag
     k = 45  # the disk fills at message k (1.5 s); the 1 s chunk went out at message 30
     for i in range(k):
         js(i)
@@ -176,10 +177,13 @@ def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back
     # the torn chunk is cut off the file and written again from memory: nothing up to the error is lost
     assert got == [("/episode_events", 1000)] + [("/joint_states", 1000 + i) for i in range(61)]
     assert custom["soarm.ended_by"] == "recovered" and custom["soarm.task"] == "pick"
+    assert sorted(p.name for p in bag.iterdir()) == sorted(["metadata.yaml", bag.name + "_0.mcap"])
     js(61)  # the rest of the episode goes nowhere, without an error
     ev(2000, ENDED, 0)
     ev(3000, STARTED, 1)  # still full: refused, said so
-    assert rec.recording is None and rec.write_errors == 2 and "reserve" in errors[1]
+    assert rec.recording is None and rec.write_errors == 2
+    assert "not recording" in errors[1] and "No space left on device" in errors[1]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left of the refused bag
     disk.full = False
     ev(4000, STARTED, 2)
     js(3001)  # stamp 4001
@@ -189,6 +193,8 @@ def test_disk_full_keeps_the_bag_so_far_and_refuses_episodes_until_space_is_back
     got, custom = _read(rec.closed_bags[1])
     assert got == [("/episode_events", 4000), ("/joint_states", 4001), ("/episode_events", 5000)]
     assert custom["soarm.ended_by"] == "ENDED" and rec.write_errors == 2
+    assert sorted(p.name for p in rec.closed_bags[1].iterdir()) == sorted(
+        ["metadata.yaml", rec.closed_bags[1].name + "_0.mcap"])
     ev(6000, STARTED, 3)
     js(5001)
     disk.full = True

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from soarm_act_policy.bags import open_bag
-from soarm_act_policy.bags.session import RESERVE_NAME, EpisodeRecorder
+from soarm_act_policy.bags.session import EpisodeRecorder
 from soarm_act_policy.events import ENDED, RESET, STARTED, SUCCESS
 from soarm_act_policy.bags.synthetic import episode_event, joint_state
 from soarm_act_policy.bags.topics import load_topics
@@ -47,7 +47,7 @@ def test_bags_follow_episode_events_and_names_sort(tmp_path):
     rec.close_all("shutdown")
     names = sorted(p.name for p in rec.closed_bags)
     assert [n[:14] for n in names] == ["episode_000042", "episode_000043", "episode_000044"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != RESERVE_NAME)[1:] == names
+    assert sorted(p.name for p in tmp_path.iterdir())[1:] == names
     content = []
     for bag in sorted(rec.closed_bags):
         with open_bag(bag) as b:

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from .errors import BagError
-from .writer import CUSTOM_DATA_FILE, fsync_path
+from .writer import CUSTOM_DATA_FILE, RESERVE_FILE, fsync_path
 
 MAGIC = b"\x89MCAP0\r\n"
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
@@ -362,6 +362,7 @@ def recover_partial(partial: str | Path, pending: Sequence[bytes] = ()) -> Recov
     if final.exists():
         raise BagError(partial, f"{final} exists already; move one of them away and retry")
     scan = scan_partial(partial, require_messages=not pending)
+    (partial / RESERVE_FILE).unlink(missing_ok=True)  # the room to finish the bag
     cut = scan.keep
     tail = _tail(scan, pending)
     if not scan.message_count:

@@ -16,10 +16,10 @@ the output directory, so names sort in recording order across restarts.
 Durability: unfinished bags (`.<name>.partial`, left by a killed recorder) are recovered
 when the recorder starts (`recovery.recover_partial`: every chunk that reached the disk,
 i.e. all but about the last `chunk_period` s). An OS error while writing (disk full) never
-escapes: the bag is finished the same way with what reached the disk, the error is logged
-and counted (`write_errors`), and new episodes are refused (logged, counted) until a
-`reserve_bytes` file can be written to the output directory again. That file is deleted on
-a write error to give the recovery room for its summary.
+escapes: the bag is finished the same way with every message up to the failed write, the
+error is logged and counted (`write_errors`). Every bag starts by writing `reserve_bytes`
+into its directory (deleted to make room for finishing it): while that fails, new episodes
+are refused (logged, counted).
 """
 
 from __future__ import annotations
@@ -37,12 +37,9 @@ from .errors import BagError
 from .reader import normalize_topic
 from .recovery import find_partials, recover_partial
 from .typestore import make_typestore
-from .writer import CHUNK_PERIOD_S, BagWriter, BagWriteError, Opener
+from .writer import CHUNK_PERIOD_S, RESERVE_BYTES, BagWriter, BagWriteError, Opener
 
 _NAME = re.compile(r"^\.?episode_(\d+)_")
-#: File kept in the output directory so that a bag can still be finished when the disk fills.
-RESERVE_NAME = ".disk_reserve"
-RESERVE_BYTES = 4 << 20
 
 
 def has_header(msgtype: str) -> bool:
@@ -105,7 +102,6 @@ class EpisodeRecorder:
         #: OS errors while writing and episodes refused for them, since the start
         self.write_errors = 0
         self.last_error = ""
-        self._reserve_ok = False
         self.current: _Bag | None = None
         self.closing: list[_Bag] = []
         for t, typ in topics.items():
@@ -118,7 +114,6 @@ class EpisodeRecorder:
         for partial in find_partials(self.output_dir):
             if _NAME.match(partial.name):
                 self._recover(partial, "unfinished bag of an earlier run")
-        self._make_reserve()
 
     @property
     def recording(self) -> Path | None:
@@ -136,23 +131,6 @@ class EpisodeRecorder:
         return self.closing + ([self.current] if self.current else [])
 
     # -- disk errors
-    def _make_reserve(self) -> bool:
-        """(Re)write the reserve file; False (error logged) when the disk has no room for it."""
-        if self._reserve_ok or not self.reserve_bytes:
-            return True
-        path = self.output_dir / RESERVE_NAME
-        try:
-            with self.opener(path, "wb") as f:
-                block = bytes(min(self.reserve_bytes, 1 << 16))
-                for off in range(0, self.reserve_bytes, len(block)):
-                    f.write(block[: self.reserve_bytes - off])
-        except OSError as exc:
-            path.unlink(missing_ok=True)
-            self._error(f"cannot write the {self.reserve_bytes}-byte disk reserve {path}: {exc.strerror or exc}")
-            return False
-        self._reserve_ok = True
-        return True
-
     def _error(self, text: str) -> None:
         self.write_errors += 1
         self.last_error = text
@@ -176,8 +154,6 @@ class EpisodeRecorder:
             self.closing.remove(b)
         self._error(str(exc) + ("; new episodes are refused until there is space again" if exc.disk_full
                                 else ""))
-        (self.output_dir / RESERVE_NAME).unlink(missing_ok=True)  # room for the recovery's summary
-        self._reserve_ok = False
         path = self._recover(b.writer.tmp, "bag stopped by the write error", b.writer.pending)
         if path is not None:
             self.closed_bags.append(path)
@@ -195,18 +171,16 @@ class EpisodeRecorder:
         if self.current is not None:
             self._end_current(start_ns, "next episode")
         name = f"episode_{self._seq:06d}_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        if not self._make_reserve():
-            raise BagWriteError(self.output_dir / name, f"not recording: {self.last_error}; free disk space "
-                                f"in {self.output_dir}", None)
         self._seq += 1
         custom = {"soarm.task": task, "soarm.started_by": started_by}
         if episode_index is not None:
             custom["soarm.episode_index"] = str(episode_index)
         try:
             writer = BagWriter(self.output_dir / name, storage=self.storage, custom_data=custom,
-                               chunk_period=self.chunk_period, opener=self.opener, clock=self.clock)
+                               chunk_period=self.chunk_period, opener=self.opener, clock=self.clock,
+                               reserve_bytes=self.reserve_bytes)
         except BagWriteError as exc:
-            self._error(str(exc))
+            self._error(f"not recording this episode: {exc}")
             raise
         for t, typ in self.topics.items():
             writer.add_topic(t, typ)

@@ -41,6 +41,9 @@ SUFFIX = {"mcap": "mcap", "sqlite3": "db3"}
 CHUNK_PERIOD_S = 1.0
 #: File in a `.partial` directory holding the bag's custom_data until it is closed.
 CUSTOM_DATA_FILE = ".custom_data.yaml"
+#: File in a `.partial` directory reserving disk space to finish the bag (deleted to do so).
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 4 << 20
 
 #: `open(path, mode)` for the files the recorder writes into; the test seam for I/O errors.
 Opener = Callable[[Path, str], BinaryIO]
@@ -99,13 +102,16 @@ class BagWriteError(BagError):
 class BagWriter:
     """One rosbag2 directory written aside and moved to `path` on close.
 
-    `opener` (like `open`) opens the MCAP data file for writing; tests pass one whose writes
-    fail. `clock` (monotonic seconds) times the chunk period.
+    `opener` (like `open`) opens the MCAP data file and the reserve for writing; tests pass
+    one whose writes fail. `reserve_bytes` are written into the `.partial` directory at the
+    start (no room: BagWriteError, no bag) and deleted to make room for finishing the bag.
+    `clock` (monotonic seconds) times the chunk period.
     """
 
     def __init__(self, path: str | Path, *, storage: str = "mcap", typestore: Typestore | None = None,
                  custom_data: dict[str, str] | None = None, chunk_period: float = CHUNK_PERIOD_S,
-                 opener: Opener | None = None, clock: Callable[[], float] = time.monotonic):
+                 opener: Opener | None = None, clock: Callable[[], float] = time.monotonic,
+                 reserve_bytes: int = 0):
         self.path = Path(path)
         if self.path.exists():
             raise BagError(self.path, "exists already, not overwriting")
@@ -132,6 +138,7 @@ class BagWriter:
             for k, v in self.custom_data.items():
                 self._writer.set_custom_data(k, v)
             self._writer.open()
+            self._write_reserve(opener or open, int(reserve_bytes))
             if storage == "mcap":
                 self._adopt_mcap_file(opener or open)
             self._save_custom_data()
@@ -145,6 +152,14 @@ class BagWriter:
     def data_path(self) -> Path:
         """The data file inside the (partial) bag directory."""
         return self.tmp / data_file_name(self.path.name, self.storage)
+
+    def _write_reserve(self, opener: Opener, size: int) -> None:
+        if size <= 0:
+            return
+        with opener(self.tmp / RESERVE_FILE, "wb") as f:
+            block = bytes(min(size, 1 << 16))
+            for off in range(0, size, len(block)):
+                f.write(block[: size - off])
 
     def _adopt_mcap_file(self, opener: Opener) -> None:
         """Rename rosbags' MCAP file to `<bag>_0.mcap` and write it through `opener`."""
@@ -228,6 +243,8 @@ class BagWriter:
             current = st.chunk.bio.getvalue() if st.chunk.msgs else b""
             self.pending = st.unflushed + ([current] if current and current not in st.unflushed else [])
         self._drop_file()
+        with contextlib.suppress(OSError):
+            (self.tmp / RESERVE_FILE).unlink(missing_ok=True)  # room to finish the bag
         return self.failed
 
     def _drop_file(self) -> None:
@@ -252,6 +269,7 @@ class BagWriter:
             return self.path
         self.closed = True
         try:
+            (self.tmp / RESERVE_FILE).unlink(missing_ok=True)  # room for the summary
             self._writer.close()
             (self.tmp / CUSTOM_DATA_FILE).unlink(missing_ok=True)
             self._rename_sqlite_file()
