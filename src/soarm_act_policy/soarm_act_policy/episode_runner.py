@@ -8,7 +8,7 @@ decides the outcome and builds the feedback and the result. Sequence:
     RUNNING    until, checked by check(now) on every loop pass of the node:
                  SUCCESS event of the episode                              -> SUCCESS
                  FAILURE event of the episode (someone else's)             -> FAILURE
-                 ENDED / RESET of the episode, or another STARTED          -> ABORTED (another reset)
+                 ENDED of the episode, or a newer RESET / STARTED          -> ABORTED (another reset)
                  policy_status ERROR, driver status ERROR or DISABLED      -> ABORTED (their reason)
                  now - t_enable >= time_limit (node clock)                 -> TIMEOUT
                  cancel()                                                  -> CANCELED
@@ -194,14 +194,14 @@ class EpisodeRun:
     def on_event(self, kind: int, episode_index: int, stamp: float, stages: int = 0, task: str = "",
                  detail: str = "") -> None:
         """An episode_events message. Events of other episodes are ignored, except a newer
-        STARTED (someone else reset the driver) while this one runs."""
+        RESET / STARTED (someone else reset the driver) while this one runs."""
         if self.episode_index < 0:
             if self.phase == Phase.RESETTING:
                 self._early.append((kind, episode_index, stamp, stages, task, detail))
             return
-        if kind == EV_STARTED:
+        if kind in (EV_STARTED, EV_RESET):  # the driver's reset: RESET, then STARTED, of the new index
             if episode_index == self.episode_index:
-                if task:
+                if task and kind == EV_STARTED:
                     self.task = task
             elif episode_index > self.episode_index and self.phase == Phase.RUNNING:
                 self.abort(f"episode {episode_index} started by another reset_episode while episode "
@@ -216,9 +216,8 @@ class EpisodeRun:
                 self.success_time = stamp
         elif kind == EV_FAILURE:
             self.finish(Outcome.FAILURE, f"FAILURE event: {detail}" if detail else "FAILURE event")
-        elif kind in (EV_ENDED, EV_RESET) and self.phase in (Phase.STARTING, Phase.RUNNING):
-            self.abort(f"episode {episode_index} ended by someone else ({'ENDED' if kind == EV_ENDED else 'RESET'}"
-                       f"{': ' + detail if detail else ''})")
+        elif kind == EV_ENDED and self.phase in (Phase.STARTING, Phase.RUNNING):
+            self.abort(f"episode {episode_index} ended by someone else (ENDED{': ' + detail if detail else ''})")
 
     def on_driver_status(self, state: int, detail: str, episode_index: int, stages: int) -> None:
         if episode_index == self.episode_index and stages >= 0:

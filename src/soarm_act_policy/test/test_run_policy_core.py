@@ -5,8 +5,8 @@ import math
 import pytest
 
 from soarm_act_policy.episode_runner import (
-    DRIVER_DISABLED, DRIVER_ERROR, EV_ENDED, EV_FAILURE, EV_STARTED, EV_SUCCESS, POLICY_ERROR, POLICY_RUNNING, EpisodeRun, Goal, Outcome, Phase,
-    PolicyCounters, goal_problem,
+    DRIVER_DISABLED, DRIVER_ERROR, EV_ENDED, EV_FAILURE, EV_RESET, EV_STARTED, EV_SUCCESS, POLICY_ERROR, POLICY_RUNNING,
+    EpisodeRun, Goal, Outcome, Phase, PolicyCounters, goal_problem,
 )
 
 HOLDING = 2
@@ -44,7 +44,8 @@ def test_time_limit_on_the_node_clock_gives_timeout_with_counters():
     run.on_policy_status(POLICY_RUNNING, "", PolicyCounters(steps=140, stale=5, missing=1, no_action=2, late=3))
     assert run.check(109.99) is None
     fb = run.feedback(105.0)
-    assert (fb.state, fb.elapsed, fb.control_steps, fb.skipped_steps, fb.interventions) == (Phase.RUNNING, 5.0, 90, 7, 0)
+    assert (fb.state, fb.elapsed, fb.control_steps, fb.skipped_steps, fb.interventions) == (
+        Phase.RUNNING, 5.0, 90, 7, 0)
     assert run.check(110.0) == Outcome.TIMEOUT and run.phase == Phase.STOPPING
     run.stopped(110.2)
     r = run.result(111.0)
@@ -90,6 +91,15 @@ def test_cancel_failure_errors_and_other_resets():
 
     run = running(index=7)
     run.on_event(EV_STARTED, 8, 101.0)  # someone else reset the driver
+    assert run.outcome == Outcome.ABORTED and "episode 8 started by another reset_episode" in run.message
+
+    run = EpisodeRun(Goal(time_limit=5.0))
+    run.reset_done(True, "", episode_index=7)
+    run.on_event(EV_RESET, 7, 100.0)  # the driver's own reset of this episode (RESET, STARTED of the new index)
+    run.on_event(EV_STARTED, 7, 100.1)
+    run.started(100.2)
+    assert not run.done
+    run.on_event(EV_RESET, 8, 101.0)
     assert run.outcome == Outcome.ABORTED and "episode 8 started by another reset_episode" in run.message
 
     run = running(index=7)
