@@ -18,6 +18,9 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # defaults lose most best-effort images and cost ~13 ms for reliable ones).
 # Multi-machine set-ups pick another profile from config/dds/ (see README).
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$SOARM_ROOT/config/dds/local.xml}"
+# Use the profile's discovery settings as written: local.xml keeps DDS on this host, unicast.xml
+# on the listed machines (SUBNET, the ROS default, adds multicast announcements to the LAN).
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-SYSTEM_DEFAULT}"
 # Headless MuJoCo rendering through Mesa EGL.
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"

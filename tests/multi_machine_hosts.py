@@ -4,6 +4,7 @@ router namespace that forwards unicast but not multicast. Needs root and iproute
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -41,12 +42,18 @@ class TwoHosts:
             run("ip", "-n", ns, "route", "add", "default", "via", f"{net[host]}.254")
 
     def popen(self, host: str, argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-        # Own /dev/shm per host, shared by that host's processes: Fast DDS shared memory
-        # must not bridge the two "machines" (`ip netns exec` gives each process its own
-        # mount namespace, so the host's directory is bind-mounted over /dev/shm).
+        """Run argv on `host`. Each host has its own /dev/shm, shared by that host's processes:
+        Fast DDS shared memory must not bridge the "machines" (`ip netns exec` gives each
+        process its own mount namespace, so the host's directory is bind-mounted over
+        /dev/shm). And its own /etc/machine-id: Fast DDS derives its host id from it and takes
+        participants with its own host id for local ones (distinct machines have distinct ids;
+        with an interface allowlist the "local" peers then never meet)."""
         shm = log.parent / f"shm_{host}"
         shm.mkdir(exist_ok=True)
-        script = f'mount --bind "{shm}" /dev/shm && exec "$@"'
+        machine_id = log.parent / f"machine-id_{host}"
+        if not machine_id.exists():
+            machine_id.write_text(hashlib.md5(f"{host} {self.addr[host]}".encode()).hexdigest() + "\n")
+        script = f'mount --bind "{shm}" /dev/shm && mount --bind "{machine_id}" /etc/machine-id && exec "$@"'
         return subprocess.Popen(
             ["ip", "netns", "exec", self.ns[host], "sh", "-c", script, "sh", *argv],
             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -55,6 +62,40 @@ class TwoHosts:
     def close(self):
         for ns in self.ns.values():
             run("ip", "netns", "del", ns, check=False)
+
+
+class OneLan(TwoHosts):
+    """Hosts on one Ethernet segment (a Linux bridge in its own namespace, multicast
+    forwarded like an unmanaged switch), each in its own network namespace with the address
+    10.214.<tag % 200>.<i + 1> in the order `hosts` names them. `popen` and `close` as in
+    TwoHosts (own /dev/shm and /etc/machine-id per host)."""
+
+    def __init__(self, tag: int, hosts: tuple[str, ...]):
+        suffix = tag % 100000
+        self.ns = self.namespaces(tag, hosts)
+        self.addr = {host: f"10.214.{tag % 200}.{i + 1}" for i, host in enumerate(hosts)}
+        for ns in self.ns.values():
+            run("ip", "netns", "add", ns)
+        switch = self.ns["_switch"]
+        run("ip", "-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        run("ip", "-n", switch, "link", "set", "br0", "up")
+        for i, host in enumerate(hosts):
+            ns, here, there = self.ns[host], f"vl{i}h{suffix}", f"vl{i}s{suffix}"
+            run("ip", "link", "add", here, "type", "veth", "peer", "name", there)
+            run("ip", "link", "set", here, "netns", ns)
+            run("ip", "link", "set", there, "netns", switch)
+            run("ip", "-n", switch, "link", "set", there, "master", "br0")
+            run("ip", "-n", switch, "link", "set", there, "up")
+            run("ip", "-n", ns, "addr", "add", f"{self.addr[host]}/24", "dev", here)
+            run("ip", "-n", ns, "link", "set", here, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+            # A default route: multicast (DDS discovery) leaves through the segment.
+            run("ip", "-n", ns, "route", "add", "default", "dev", here)
+
+    @staticmethod
+    def namespaces(tag: int, hosts: tuple[str, ...]) -> dict[str, str]:
+        """host -> namespace name, and "_switch" -> the bridge's namespace."""
+        return {**{host: f"slan_{host[:6]}_{tag}" for host in hosts}, "_switch": f"slan_sw_{tag}"}
 
 
 def stop(proc: subprocess.Popen):
