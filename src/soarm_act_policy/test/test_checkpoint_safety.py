@@ -209,21 +209,58 @@ def test_non_act_config_is_refused_before_lerobot_parses_it(clean_ckpt, tmp_path
 
 
 # ---- through the executables ----------------------------------------------------------------
+def resumable_run(clean_ckpt: Path, run: Path) -> Path:
+    """A training output dir whose last checkpoint is `clean_ckpt` with a train_config.json (LeRobot's) for it;
+    returns its pretrained_model dir."""
+    from lerobot.configs.default import DatasetConfig
+    from lerobot.configs.train import TrainPipelineConfig
+
+    from soarm_act_policy.checkpoint import load_config
+
+    last = run / "checkpoints" / "000010"
+    ckpt = copy_ckpt(clean_ckpt, last / "pretrained_model")
+    TrainPipelineConfig(dataset=DatasetConfig(repo_id="local/x"), policy=load_config(ckpt), output_dir=run,
+                        job_name="x").save_pretrained(ckpt)
+    (last / "training_state").mkdir()
+    (run / "checkpoints" / "last").symlink_to("000010")
+    return ckpt
+
+
+def resume(run: Path):
+    from soarm_act_policy.training.config import build_train_config, parse_args, resolve_settings
+
+    return build_train_config(resolve_settings(parse_args(["--repo-id", "local/x", "--output-dir", str(run),
+                                                           "--resume", "--steps", "20"])))
+
+
 def test_train_resume_refuses_a_crafted_checkpoint(clean_ckpt, tmp_path):
-    from soarm_act_policy.training.config import TrainConfigError, build_train_config, parse_args, resolve_settings
+    from soarm_act_policy.training.config import TrainConfigError
 
     marker = tmp_path / "marker"
-    last = tmp_path / "run" / "checkpoints" / "000010"
-    ckpt = copy_ckpt(clean_ckpt, last / "pretrained_model")
-    (ckpt / "train_config.json").write_text("{}")
-    (last / "training_state").mkdir()
-    (tmp_path / "run" / "checkpoints" / "last").symlink_to("000010")
+    ckpt = resumable_run(clean_ckpt, tmp_path / "run")
+    assert resume(tmp_path / "run").cfg.policy.dim_model == 32  # untouched: resumes
     edit_steps(ckpt, POSTPROCESSOR, lambda steps: steps.append(shell_step(marker)))
-    settings = resolve_settings(parse_args(["--repo-id", "local/x", "--output-dir", str(tmp_path / "run"),
-                                            "--resume", "--steps", "20"]))
     with pytest.raises(TrainConfigError, match=r"--resume: .*policy_postprocessor.json: step 2 'subprocess.getoutput'"):
-        build_train_config(settings)
+        resume(tmp_path / "run")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    # LeRobot resumes with train_config.json's policy: its model must match the weights too
+    (lambda c: c["policy"].update(dim_model=48), r"wrong shape\(s\) .*\(the policy of .*train_config.json\)"),
+    (lambda c: c["policy"].update(use_peft=True), "sets policy.use_peft, which `train` never writes"),
+    (lambda c: c.update(env={"type": "aloha", "task": "AlohaInsertion-v0"}), "sets env, which"),
+])
+def test_train_resume_refuses_a_train_config_it_never_writes(clean_ckpt, tmp_path, edit, message):
+    from soarm_act_policy.training.config import TrainConfigError
+
+    ckpt = resumable_run(clean_ckpt, tmp_path / "run")
+    file = ckpt / "train_config.json"
+    cfg = json.loads(file.read_text())
+    edit(cfg)
+    file.write_text(json.dumps(cfg))
+    with pytest.raises(TrainConfigError, match=message):
+        resume(tmp_path / "run")
 
 
 def test_rollout_exits_2_on_a_crafted_checkpoint(clean_ckpt, tmp_path, capsys):

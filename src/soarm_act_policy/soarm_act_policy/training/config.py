@@ -240,6 +240,32 @@ def _verify_resume_checkpoint(pretrained: Path) -> None:
         raise TrainConfigError(f"--resume: {e}") from None
 
 
+def _check_resume_config(cfg, pretrained: Path) -> None:
+    """LeRobot resumes with the policy of train_config.json (not config.json): it must be ACT without PEFT,
+    set nothing `train` never writes (an env, a reward model, PEFT, sample weighting, a remote job: each
+    makes LeRobot load or run more), and model.safetensors must match that policy."""
+    from ..checkpoint import CheckpointError, check_weights
+
+    file = pretrained / TRAIN_CONFIG_FILE
+    policy_type = getattr(cfg.policy, "type", None)
+    unexpected = [] if policy_type == "act" else [f"policy type {policy_type!r}"]
+    if getattr(cfg.policy, "use_peft", False):
+        unexpected.append("policy.use_peft")
+    unexpected += [name for name in ("env", "reward_model", "peft", "sample_weighting")
+                   if getattr(cfg, name, None) is not None]
+    if getattr(getattr(cfg, "job", None), "target", None):
+        unexpected.append("job.target")
+    if unexpected:
+        raise TrainConfigError(
+            f"--resume: {file} sets {', '.join(unexpected)}, which `train` never writes; refusing to resume "
+            "from it (resume only checkpoints written by `train`)"
+        )
+    try:
+        check_weights(pretrained, cfg.policy)
+    except CheckpointError as e:
+        raise TrainConfigError(f"--resume: {e} (the policy of {file})") from None
+
+
 @dataclass
 class TrainJob:
     """A ready-to-run LeRobot training: its config and what the runner must do around it."""
@@ -267,6 +293,7 @@ def build_train_config(settings: dict) -> TrainJob:
             )
         _verify_resume_checkpoint(ckpt / PRETRAINED_DIR)
         cfg = TrainPipelineConfig.from_pretrained(ckpt / PRETRAINED_DIR / TRAIN_CONFIG_FILE)
+        _check_resume_config(cfg, ckpt / PRETRAINED_DIR)
         cfg.resume = True
         cfg.output_dir = output_dir
         for key in settings["explicit"]:
