@@ -1,5 +1,7 @@
 """`evaluate`: run N closed-loop episodes of the running policy node against the running driver.
 
+Each episode is one goal of the run_policy action (soarm_msgs/action/RunPolicy), served by a
+server evaluate hosts itself (or a running run_policy_server: --action run_policy).
 Start the driver (sim backend by default) and the policy node (with a checkpoint) first:
 
     evaluate --num-episodes 10 --episode-time 30 --output-dir outputs/eval_run1
@@ -45,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-driver", action=argparse.BooleanOptionalAction, default=True,
                    help="call driver/enable true before the first episode (default: on)")
     p.add_argument("--service-timeout", type=float, default=30.0, help="max wait for a service, s (default: 30)")
+    p.add_argument("--action", default="",
+                   help="run the episodes through this running run_policy action server (e.g. run_policy, from "
+                        "`ros2 run soarm_act_policy run_policy_server`); default: evaluate hosts one itself "
+                        "(action evaluate/run_policy)")
     p.add_argument("--output-dir", type=Path, default=None,
                    help="where the report goes (default: outputs/eval/<date>_<time>)")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG plot")
@@ -71,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         num_episodes=args.num_episodes, episode_time=args.episode_time, reset_time=args.reset_time,
         hold_time=args.hold_time, task_description=args.task_description, fps=args.fps, seed=args.seed,
         randomize=args.randomize, use_sim_time=args.use_sim_time, enable_driver=args.enable_driver,
-        service_timeout=args.service_timeout,
+        service_timeout=args.service_timeout, action=args.action,
     )
-    client = EvalClient(settings, args=["evaluate", *ros_args] if ros_args else None)
+    client = EvalClient(settings, args=["evaluate", *ros_args] if ros_args else None, run_policy=True)
     episodes = []
     rc = 0
     t_start = time.monotonic()

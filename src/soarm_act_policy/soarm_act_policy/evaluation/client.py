@@ -1,12 +1,14 @@
 """The evaluation client: an rclpy node driving closed-loop episodes against running nodes.
 
-Per episode: ``reset_episode`` (seed) -> ``policy/reset`` -> ``policy/enable`` true -> wait
-for the task's SUCCESS event or ``episode_time`` (node clock: sim time with
-``use_sim_time``) -> ``policy/enable`` false (the arm holds) -> FAILURE event on timeout.
-Meanwhile it collects ``policy_status`` (inference latency, skipped steps),
-``joint_states`` (trajectory for the plot) and the task stages the episode reached (the
-sim driver's STAGE_* bits: ``stages`` of its ``~/status`` (DriverStatus) while the episode runs, of
-its SUCCESS event, and of the episode's ENDED event at the next reset).
+Per episode one goal of the ``run_policy`` action (soarm_msgs/action/RunPolicy: reset_episode
+with the seed -> policy reset -> enable -> SUCCESS or the time limit -> disable, the arm
+holds; `run_policy_node`), served by a `RunPolicyServer` this process hosts (action
+``evaluate/run_policy``) or by a running ``run_policy_server`` (`EvalSettings.action`).
+The result gives the outcome, the counters (control steps, skipped steps) and the task stages
+(the sim driver's STAGE_* bits); while the goal runs the client collects ``policy_status``
+(inference latency) and ``joint_states`` (trajectory for the plot), and the episode's ENDED
+event (at the next reset) may add stages. `ReplayClient` reuses the plumbing (services,
+/clock wait, events, joint states, driver status) without the action.
 """
 
 from __future__ import annotations
@@ -17,27 +19,27 @@ import time
 from dataclasses import dataclass
 
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
+from soarm_msgs.action import RunPolicy
 from soarm_msgs.msg import DriverStatus, EpisodeEvent, PolicyStatus
 from soarm_msgs.srv import ResetEpisode
 
 from ..joints import JOINT_NAMES
 from ..ros_support import ServiceError, SpinThread, call_service, time_seconds
+from ..run_policy_node import EVENTS_QOS, STREAM_QOS, RunPolicyServer
 from .report import EpisodeResult, latency_stats
 
-EVENTS_QOS = QoSProfile(
-    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    history=HistoryPolicy.KEEP_LAST,
-)
-# Best effort subscriptions match both reliable and best-effort publishers.
-STREAM_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
-SKIP_FIELDS = ("skipped_stale", "skipped_missing", "skipped_no_action")
+#: The action `evaluate` hosts in its own process (unless EvalSettings.action names a running one).
+HOSTED_ACTION = "evaluate/run_policy"
+#: Services the run_policy goals need (checked before the first episode).
+POLICY_SERVICES = (("policy/enable", SetBool), ("policy/reset", Trigger))
 
 
 class EvaluationError(RuntimeError):
@@ -59,18 +61,22 @@ class EvalSettings:
     service_timeout: float = 30.0
     reset_service: str = "reset_episode"
     driver_enable_service: str = "driver/enable"
-    policy_enable_service: str = "policy/enable"
-    policy_reset_service: str = "policy/reset"
     driver_status_topic: str = "driver/status"
+    #: "" = host a run_policy server in this process; else the action name of a running one
+    action: str = ""
 
 
 class EvalClient:
-    """Owns an rclpy context and node spun in a background thread."""
+    """Owns an rclpy context and node spun in a background thread. `run_policy`: episodes run as
+    goals of the run_policy action (`run_episode`), hosted here unless `settings.action` is set."""
 
-    def __init__(self, settings: EvalSettings, node_name: str = "evaluate", args: list[str] | None = None):
+    def __init__(self, settings: EvalSettings, node_name: str = "evaluate", args: list[str] | None = None,
+                 run_policy: bool = False):
         self.s = settings
         self.context = rclpy.Context()
-        rclpy.init(args=args, context=self.context)
+        # no rclpy SIGINT handler: it would shut the context down before a Ctrl-C could cancel the
+        # running goal (KeyboardInterrupt reaches the main thread, which waits in Python)
+        rclpy.init(args=args, context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = Node(
             node_name, context=self.context,
             parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, settings.use_sim_time)],
@@ -80,8 +86,6 @@ class EvalClient:
         self._recording = False
         self._latencies: list[float] = []
         self._last_latency: float | None = None
-        self._status_first: PolicyStatus | None = None
-        self._status_last: PolicyStatus | None = None
         self._traj_t: list[float] = []
         self._traj_q: list[list[float]] = []
         self.all_latencies: list[float] = []
@@ -97,10 +101,22 @@ class EvalClient:
         self.pub_events = n.create_publisher(EpisodeEvent, "episode_events", EVENTS_QOS)
         self.cli_reset = n.create_client(ResetEpisode, settings.reset_service)
         self.cli_driver_enable = n.create_client(SetBool, settings.driver_enable_service)
-        self.cli_policy_enable = n.create_client(SetBool, settings.policy_enable_service)
-        self.cli_policy_reset = n.create_client(Trigger, settings.policy_reset_service)
-        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context, num_threads=4)
         self.executor.add_node(n)
+        self.server: RunPolicyServer | None = None
+        self.action: ActionClient | None = None
+        if run_policy:
+            if not settings.action:
+                self.server = RunPolicyServer(
+                    node_name=f"{node_name}_run_policy", action_name=HOSTED_ACTION, context=self.context,
+                    parameter_overrides=[
+                        Parameter("use_sim_time", Parameter.Type.BOOL, settings.use_sim_time),
+                        Parameter("check_rate_hz", Parameter.Type.DOUBLE, float(settings.fps)),
+                        Parameter("service_timeout", Parameter.Type.DOUBLE, float(settings.service_timeout)),
+                        Parameter("reset_timeout", Parameter.Type.DOUBLE, float(settings.reset_time)),
+                    ])
+                self.executor.add_node(self.server)
+            self.action = ActionClient(n, RunPolicy, settings.action or HOSTED_ACTION)
         self._spin = SpinThread(self.executor)
 
     # ------------------------------------------------------------------ plumbing
@@ -108,6 +124,10 @@ class EvalClient:
         try:
             self._spin.stop()
             self.executor.shutdown(timeout_sec=2)
+            if self.action is not None:
+                self.action.destroy()
+            if self.server is not None:
+                self.server.destroy_node()
             self.node.destroy_node()
         finally:
             if self.context.ok():
@@ -136,9 +156,6 @@ class EvalClient:
         with self._lock:
             if not self._recording:
                 return
-            if self._status_first is None:
-                self._status_first = msg
-            self._status_last = msg
             lat = msg.inference_latency
             if math.isfinite(lat) and lat != self._last_latency:
                 self._latencies.append(lat)
@@ -189,6 +206,19 @@ class EvalClient:
                            "enable the driver")
             if not r.success:
                 raise EvaluationError(f"driver refused enable: {r.message}")
+        if self.action is None:
+            return
+        for name, srv_type in ((self.s.reset_service, ResetEpisode), *POLICY_SERVICES):
+            client = self.node.create_client(srv_type, name)
+            try:
+                if not client.wait_for_service(timeout_sec=self.s.service_timeout):
+                    raise EvaluationError(f"service {client.srv_name} not available: is the "
+                                          f"{'driver' if name == self.s.reset_service else 'policy'} node running?")
+            finally:
+                self.node.destroy_client(client)
+        if not self.action.wait_for_server(timeout_sec=self.s.service_timeout):
+            raise EvaluationError(f"action {self.s.action} not available: start `ros2 run soarm_act_policy "
+                                  "run_policy_server`, or leave --action out (evaluate then hosts one)")
 
     def _find_event(self, episode_index: int, kind: int, since_wall: float):
         with self._lock:
@@ -198,89 +228,92 @@ class EvalClient:
         return None
 
     def run_episode(self, index: int) -> EpisodeResult:
+        """One episode as a run_policy goal (seed = settings.seed + index); Ctrl-C cancels it (the
+        arm holds) and is raised again."""
         s = self.s
         seed = s.seed + index
         result = EpisodeResult(index=index, seed=seed)
-        since = time.monotonic()
-        req = ResetEpisode.Request(task=s.task_description, seed=seed, randomize=s.randomize)
-        resp = self._call(self.cli_reset, req, s.reset_time, f"reset for episode {index}")
-        if not resp.success:
-            result.error = f"reset failed: {resp.message}"
+        with self._lock:
+            self._latencies, self._last_latency = [], None
+            self._traj_t, self._traj_q = [], []
+        goal = RunPolicy.Goal(task=s.task_description, time_limit=float(s.episode_time), seed=seed,
+                              randomize=s.randomize, record=False)
+        try:
+            wrapped = self._run_goal(goal)
+        finally:
+            with self._lock:
+                self._recording = False
+        if wrapped is None:
+            result.error = "no result from the run_policy action in time (is its server alive?)"
             return result
-        result.episode_index = int(resp.episode_index)
-        if resp.seed_used >= 0:
-            result.seed = int(resp.seed_used)
+        r = wrapped.result
+        result.episode_index = int(r.episode_index)
+        if r.seed >= 0:
+            result.seed = int(r.seed)
+        result.task = r.task or s.task_description
+        result.duration = float(r.duration)
+        result.stages = None if r.stages < 0 else int(r.stages)
+        if r.duration > 0 or r.control_steps > 0:  # the policy ran
+            result.control_steps = int(r.control_steps)
+            result.skipped = {"stale": int(r.skipped_stale), "missing": int(r.skipped_missing),
+                              "no_action": int(r.skipped_no_action)}
+        if r.outcome == RunPolicy.Result.SUCCESS:
+            result.success = True
+            result.time_to_success = float(r.time_to_success)
+        elif r.outcome not in (RunPolicy.Result.TIMEOUT, RunPolicy.Result.FAILURE):
+            result.error = r.message  # aborted (reset refused, policy error, ...), rejected, canceled
         prev = self._previous
         if prev is not None and prev.episode_index >= 0:
-            # the reset ended the previous episode: its ENDED event has the driver's final stages
+            # this episode's reset ended the previous one: its ENDED event has the driver's final stages
             ended = self._find_event(prev.episode_index, EpisodeEvent.ENDED, 0.0)
             if ended is not None and ended.stages:
                 prev.stages = (prev.stages or 0) | int(ended.stages)
         self._previous = result
-        started = None
-        deadline = time.monotonic() + 5.0
-        while started is None and time.monotonic() < deadline:
-            started = self._find_event(result.episode_index, EpisodeEvent.STARTED, since)
-            time.sleep(0.01)
-        result.task = started.task if started is not None else s.task_description
-
-        r = self._call(self.cli_policy_reset, Trigger.Request(), s.service_timeout, "reset the policy")
-        if not r.success:
-            result.error = f"policy reset failed: {r.message}"
-            return result
         with self._lock:
-            self._latencies, self._last_latency = [], None
-            self._status_first = self._status_last = None
-            self._traj_t, self._traj_q = [], []
-            self._recording = True
-        t0 = self.now()
-        r = self._call(self.cli_policy_enable, SetBool.Request(data=True), s.service_timeout, "enable the policy")
-        if not r.success:
-            with self._lock:
-                self._recording = False
-            result.error = f"policy refused enable: {r.message}"
-            return result
-
-        success_ev = None
-        # Guard against a stalled sim clock: the episode never takes much longer in wall time.
-        wall_deadline = time.monotonic() + 3.0 * s.episode_time + 30.0
-        period = 1.0 / max(s.fps, 1.0)
-        while True:
-            success_ev = self._find_event(result.episode_index, EpisodeEvent.SUCCESS, since)
-            elapsed = self.now() - t0
-            if success_ev is not None or elapsed >= s.episode_time:
-                break
-            if time.monotonic() > wall_deadline:
-                result.error = (f"node clock stalled: {elapsed:.1f} s of {s.episode_time:.1f} s after a "
-                                "wall-clock timeout")
-                break
-            time.sleep(period)
-        t_end = self.now()
-        try:
-            self._call(self.cli_policy_enable, SetBool.Request(data=False), s.service_timeout, "disable the policy")
-        finally:
-            with self._lock:
-                self._recording = False
-        result.duration = t_end - t0
-        result.stages = self.episode_stages(result.episode_index, success_ev)
-        if success_ev is not None:
-            result.success = True
-            result.time_to_success = max(0.0, time_seconds(success_ev.header.stamp) - t0)
-        else:
-            ev = EpisodeEvent(episode_index=result.episode_index, task=result.task, kind=EpisodeEvent.FAILURE,
-                              detail=f"evaluate: timeout after {s.episode_time:.1f} s",
-                              seed=result.seed if started is not None and started.seed >= 0 else -1,
-                              stages=result.stages or 0)
-            ev.header.stamp = self.node.get_clock().now().to_msg()
-            self.pub_events.publish(ev)
-        with self._lock:
-            first, last = self._status_first, self._status_last
             result.latency = latency_stats(self._latencies)
             self.all_latencies.extend(self._latencies)
             result.trajectory_t, result.trajectory_q = list(self._traj_t), list(self._traj_q)
-        if first is not None and last is not None:
-            result.skipped = {f[len("skipped_"):]: int(getattr(last, f)) - int(getattr(first, f)) for f in SKIP_FIELDS}
-            result.control_steps = int(last.steps) - int(first.steps)
         if s.hold_time > 0:
             time.sleep(s.hold_time)
         return result
+
+    def _on_feedback(self, msg) -> None:
+        # latency and trajectory are collected while the policy runs (not during the reset)
+        if msg.feedback.state == RunPolicy.Feedback.RUNNING:
+            with self._lock:
+                self._recording = True
+
+    def _run_goal(self, goal):
+        """Send `goal` and wait for its result (RunPolicy GetResult response), None when the server
+        does not answer within its own deadlines plus a margin."""
+        s = self.s
+        margin = s.reset_time + 3.0 * s.episode_time + 4 * s.service_timeout + 60.0
+        future = self.action.send_goal_async(goal, feedback_callback=self._on_feedback)
+        handle = None
+        try:
+            self._wait(future, s.service_timeout, "the run_policy goal response")
+            handle = future.result()
+            if not handle.accepted:
+                raise EvaluationError("the run_policy server rejected the goal (see its log)")
+            result = handle.get_result_async()
+            if not self._wait(result, margin, None):
+                handle.cancel_goal_async()
+                return None
+            return result.result()
+        except KeyboardInterrupt:
+            if handle is not None and handle.accepted:
+                self.log("interrupted: canceling the episode (the arm holds)")
+                handle.cancel_goal_async()
+                self._wait(handle.get_result_async(), 10.0, None)
+            raise
+
+    def _wait(self, future, timeout: float, what: str | None) -> bool:
+        """Wait for `future`; False on timeout, or EvaluationError naming `what` when given."""
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline:
+                if what is not None:
+                    raise EvaluationError(f"no answer for {what} within {timeout:.0f} s")
+                return False
+            time.sleep(0.01)
+        return True
