@@ -179,9 +179,17 @@ def scan_partial(partial: str | Path, *, require_messages: bool = True) -> Scan:
         raise BagError(partial, f"expected one .mcap data file, found {[f.name for f in files]} "
                        "(sqlite3 bags cannot be recovered here; try `sqlite3 FILE .recover`)")
     data_file = files[0]
-    raw = data_file.read_bytes()
-    scan = Scan(data_file, len(raw), 0)
-    buf = io.BytesIO(raw)
+    with open(data_file, "rb") as buf:  # read record by record: bags can be larger than memory
+        scan = Scan(data_file, os.fstat(buf.fileno()).st_size, 0)
+        _scan_records(buf, scan, partial)
+    if require_messages and not scan.message_count:
+        raise BagError(partial, f"{data_file.name}: no complete chunk with messages reached the disk "
+                       f"({scan.size} bytes, stopped at {scan.stop_reason}): nothing to recover")
+    return scan
+
+
+def _scan_records(buf, scan: Scan, partial: Path) -> None:
+    data_file, size = scan.data_file, scan.size
     if buf.read(8) != MAGIC:
         raise BagError(partial, f"{data_file.name} does not start with the MCAP magic: not recoverable")
     try:
@@ -193,7 +201,7 @@ def scan_partial(partial: str | Path, *, require_messages: bool = True) -> Scan:
         scan.keep = buf.tell()
     except ValueError as exc:
         raise BagError(partial, f"{data_file.name}: incomplete MCAP header ({exc}): not recoverable") from exc
-    while buf.tell() < len(raw):
+    while buf.tell() < size:
         start = buf.tell()
         try:
             op = _exact(buf, 1)[0]
@@ -201,6 +209,8 @@ def scan_partial(partial: str | Path, *, require_messages: bool = True) -> Scan:
             if op == OP_DATA_END or op == OP_FOOTER:
                 scan.stop_reason = "end of the data section"
                 break
+            if start + 9 + n > size:
+                raise ValueError(f"a record of {n} bytes, the file ends after {size - start - 9}")
             content = _exact(buf, n)
             if op == OP_CHUNK:
                 scan.chunks.append(_parse_chunk(content, start, buf.tell(), scan))
@@ -210,17 +220,13 @@ def scan_partial(partial: str | Path, *, require_messages: bool = True) -> Scan:
                 scan.chunks[-1].index_offsets[cid] = start
                 scan.chunks[-1].index_end = buf.tell()
             elif op in (OP_SCHEMA, OP_CHANNEL):
-                _parse_records(raw[start:buf.tell()], scan, None)  # kept in the summary
+                _parse_records(bytes([op]) + struct.pack("<Q", n) + content, scan, None)  # kept in the summary
             elif op == OP_MESSAGE:
                 scan.stop_reason = f"an unchunked message at byte {start} (not written by this project)"
                 break
         except (ValueError, struct.error, KeyError) as exc:
             scan.stop_reason = f"a torn or invalid record at byte {start} ({exc})"
             break
-    if require_messages and not scan.message_count:
-        raise BagError(partial, f"{data_file.name}: no complete chunk with messages reached the disk "
-                       f"({len(raw)} bytes, stopped at {scan.stop_reason}): nothing to recover")
-    return scan
 
 
 def _record(out: io.BytesIO, op: int, body: bytes) -> None:
