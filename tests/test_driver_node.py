@@ -175,6 +175,35 @@ def test_bad_commands_rejected_arm_does_not_move(start_node, ros_node):
     ros_node.wait_for(lambda: np.allclose(positions(commands.last()), 0.1), 10, what="good command executed")
 
 
+def test_time_and_size_rules_and_stamp_offset(start_node, ros_node):
+    """Issue 12: a stamped trajectory that ended before its receipt, one with too many points and one
+    ending too late are rejected with the reason in ~/status; ~/status.stamp_offset shows the skew."""
+    proc, states, commands = start_driver(start_node, ros_node, params={
+        "command_timeout": 0.0, "max_trajectory_points": 100, "max_trajectory_duration": 10.0})
+    status = Status(ros_node)
+    pub = publisher(ros_node)
+    t = now_s(ros_node)
+    publish_until(ros_node, pub, trajectory([(0.0, [0.3] * 6), (1.0, [0.3] * 6)], stamp=t - 5.0),
+                  lambda: status.get("rejected", 0) >= 1, 10, what="rejection of a trajectory in the past")
+    st = status.last()
+    assert st.last_rejection.startswith("trajectory ends in the past: header.stamp"), st.last_rejection
+    assert 5.0 <= st.stamp_offset < 6.0 and 5.0 <= st.stamp_offset_mean < 6.0  # a sender 5 s behind
+    pub.publish(trajectory([(0.01 * i, [0.3] * 6) for i in range(101)]))
+    ros_node.wait_for(lambda: "more than max_trajectory_points (100)" in status.get("last_rejection"), 10,
+                      what="rejection of 101 points")
+    pub.publish(trajectory([(0.0, [0.3] * 6)], stamp=now_s(ros_node) + 20.0))
+    ros_node.wait_for(lambda: "more than max_trajectory_duration (10 s)" in status.get("last_rejection"), 10,
+                      what="rejection of a far-future start")
+    assert "trajectory ends in the past" in proc.log()
+    # a synchronised sender: stamped now, executed; the offset is the transport latency
+    pub.publish(trajectory([(0.5, [0.2] * 6)], stamp=now_s(ros_node)))
+    ros_node.wait_for(lambda: np.allclose(positions(commands.last()), 0.2), 10, what="stamped command executed")
+    ros_node.wait_for(lambda: status.get("accepted") == 1, 10, what="status after the stamped command")
+    assert -0.05 < status.last().stamp_offset < 0.5, status.last().stamp_offset
+    for m in commands.snapshot():  # nothing rejected moved the arm
+        assert np.all(positions(m) <= 0.2 + 1e-9)
+
+
 def test_watchdog_holds_when_stream_stops(start_node, ros_node):
     proc, states, commands = start_driver(
         start_node, ros_node, params={"max_joint_velocity": [0.5], "command_timeout": 0.5}
