@@ -348,13 +348,14 @@ class Recovery:
     messages: int
     chunks: int
     last_log_time_ns: int
-    dropped_bytes: int  # torn tail cut off
+    dropped_bytes: int  # bytes cut after the last complete chunk (its index is rewritten)
     stop_reason: str
 
     def __str__(self) -> str:
         return (f"recovered {self.path}: {self.messages} messages in {self.chunks} chunks, newest log time "
                 f"{self.last_log_time_ns * 1e-9:.3f} s; {self.dropped_bytes} bytes after the last complete "
-                f"chunk dropped ({self.stop_reason})")
+                f"chunk cut off (its message index, rewritten, and what did not form a complete chunk: "
+                f"{self.stop_reason})")
 
 
 def recover_partial(partial: str | Path, pending: Sequence[bytes] = ()) -> Recovery:
