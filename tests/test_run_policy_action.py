@@ -4,6 +4,7 @@ random ACT checkpoint) + the server as processes; the test node is the action cl
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ START_TIMEOUT = 120.0
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     # the model's output is pinned near the action mean: the arm moves to fixed targets
-    return cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_radians",
+    return cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_run_policy",
                                     action_mean=[0.1, -0.2, 0.3, -0.4, 0.5, 0.6], action_std=[1e-4] * 6,
                                     state_std=[0.5] * 6)
 
@@ -159,3 +160,15 @@ def test_time_limit_gives_timeout_and_cancel_stops_the_policy(start_node, ros_no
                       what="FAILURE event of the canceled episode")
     print(f"cancel: result {t_result - t_cancel:.3f} s after the cancel request; {len(after)} hold message(s) "
           "after the result")
+
+
+def test_run_policy_server_parameters_and_graph_are_documented(start_node, ros_node):
+    """As tests/test_interfaces_documented.py does for the other nodes; the action's hidden
+    `_action/` topics and services are documented as the action `run_policy`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_interfaces_documented import check_node, documented_names
+
+    start_node("soarm_act_policy", "run_policy_server")
+    problems = [p for p in check_node(ros_node, "run_policy_server") if "/_action/" not in p]
+    assert not problems, "\n".join(problems)
+    assert {"run_policy", "soarm_msgs/action/RunPolicy"} <= documented_names()
