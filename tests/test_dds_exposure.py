@@ -165,11 +165,13 @@ def test_intruder_on_the_link_cannot_reach_the_driver_with_the_unicast_profile(l
     assert_nothing_reached_the_driver(result, "unicast profile")
 
 
-def test_intruder_on_the_link_cannot_reach_the_driver_with_the_single_machine_profile(lan, tmp_path):
-    """local.xml: driver and observer on the robot host; nothing of theirs on the network."""
-    env = env_with(DDS / "local.xml", "SYSTEM_DEFAULT")
+@pytest.mark.parametrize("discovery_range", ["SYSTEM_DEFAULT", "SUBNET"])
+def test_intruder_on_the_link_cannot_reach_the_driver_with_the_single_machine_profile(lan, tmp_path, discovery_range):
+    """local.xml: driver and observer on the robot host; nothing of theirs on the network, as
+    activate.sh runs it (SYSTEM_DEFAULT) and as a plain ROS 2 install does (SUBNET, the default)."""
+    env = env_with(DDS / "local.xml", discovery_range)
     result = attack(lan, tmp_path, "local", env, env, env_with(None, "SUBNET"), observer_host="robot")
-    assert_nothing_reached_the_driver(result, "single-machine profile")
+    assert_nothing_reached_the_driver(result, f"single-machine profile ({discovery_range})")
 
 
 def test_limits_of_the_unicast_profile_stated_in_the_readme(lan, tmp_path):
