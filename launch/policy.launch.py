@@ -1,4 +1,5 @@
-"""GPU host (or one machine): the ACT policy node alone.
+"""GPU host (or one machine): the ACT policy node, and run_policy_server beside it (the
+`run_policy` action that runs one episode per goal; run_policy:=false leaves it out).
 
     ros2 launch launch/policy.launch.py checkpoint:=outputs/train/act/checkpoints/last/pretrained_model
     ros2 launch launch/policy.launch.py checkpoint:=... device:=cuda namespace:=arm2
@@ -26,12 +27,23 @@ def policy_node(context):
     return sc.soarm_node(sc.POLICY, context, [sc.arg(context, "policy_params"), overrides])
 
 
+def run_policy_node(context) -> list:
+    if not sc.truthy(sc.arg(context, "run_policy")):
+        return []
+    use_sim_time = sc.truthy(sc.arg(context, "use_sim_time"))
+    return [sc.soarm_node(sc.RUN_POLICY, context, [sc.arg(context, "run_policy_params"),
+                                                    {"use_sim_time": use_sim_time}])]
+
+
 def policy_arguments() -> list:
     return [
         sc.params_file_arg(sc.POLICY, "policy_params"),
         sc.declare("checkpoint", "", "LeRobot ACT checkpoint (a pretrained_model directory); empty = "
                    "the parameter file's checkpoint."),
         sc.declare("device", "", "Torch device: auto, cpu, cuda, cuda:1, mps; empty = the parameter file's."),
+        sc.declare("run_policy", "true", "Start run_policy_server beside the policy (the run_policy action: one "
+                   "episode per goal, for task planners).", ["true", "false"]),
+        sc.params_file_arg(sc.RUN_POLICY, "run_policy_params"),
     ]
 
 
@@ -39,5 +51,6 @@ def generate_launch_description():
     return LaunchDescription([
         *sc.common_arguments("false"),
         *policy_arguments(),
-        OpaqueFunction(function=lambda context: sc.in_namespace(context, [policy_node(context)])),
+        OpaqueFunction(function=lambda context: sc.in_namespace(context, [policy_node(context),
+                                                                          *run_policy_node(context)])),
     ])

@@ -1,4 +1,5 @@
-"""Everything on one machine in simulation: driver (MuJoCo) + robot_state_publisher + policy + rviz.
+"""Everything on one machine in simulation: driver (MuJoCo) + robot_state_publisher + policy
+(+ run_policy_server) + rviz.
 
     ros2 launch launch/sim.launch.py checkpoint:=outputs/train/act/checkpoints/last/pretrained_model
     ros2 launch launch/sim.launch.py checkpoint:=... rviz:=false device:=cpu
@@ -32,7 +33,8 @@ def _setup(context):
             PythonLaunchDescriptionSource(str(HERE / "policy.launch.py")),
             launch_arguments=[("use_sim_time", "true"),
                               *((name, sc.arg(context, name)) for name in
-                                ("namespace", "log_level", "policy_params", "checkpoint", "device"))],
+                                ("namespace", "log_level", "policy_params", "checkpoint", "device",
+                                 "run_policy"))],
         )
         actions.append(policy)
     return actions
@@ -49,6 +51,8 @@ def generate_launch_description():
                    "the policy parameter file's checkpoint."),
         sc.declare("device", "", "Torch device: auto, cpu, cuda, mps; empty = the parameter file's."),
         sc.declare("policy", "true", "Start the policy node (false: driver and rviz only, e.g. for teleop).",
+                   ["true", "false"]),
+        sc.declare("run_policy", "true", "Start run_policy_server with the policy (the run_policy action).",
                    ["true", "false"]),
         sc.declare("rviz", "true", "Start rviz2 with the soarm_act view.", ["true", "false"]),
         sc.declare("rviz_config", str(sc.DEFAULT_RVIZ), "rviz2 config file (topics follow namespace)."),

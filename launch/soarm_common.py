@@ -39,8 +39,9 @@ class NodeSpec:
 DRIVER = NodeSpec("soarm_driver", "driver", "driver", "driver.yaml")
 TELEOP = NodeSpec("soarm_driver", "teleop", "teleop", "teleop.yaml")
 POLICY = NodeSpec("soarm_act_policy", "policy", "policy", "policy.yaml")
+RUN_POLICY = NodeSpec("soarm_act_policy", "run_policy_server", "run_policy_server", "run_policy_server.yaml")
 #: Nodes of this workspace (their executables are in the colcon install space).
-WORKSPACE_NODES = (DRIVER, TELEOP, POLICY)
+WORKSPACE_NODES = (DRIVER, TELEOP, POLICY, RUN_POLICY)
 #: Nodes from a ROS 2 distribution (apt: ros-jazzy-robot-state-publisher, ros-jazzy-rviz2).
 ROBOT_STATE_PUBLISHER = NodeSpec("robot_state_publisher", "robot_state_publisher", "robot_state_publisher")
 RVIZ = NodeSpec("rviz2", "rviz2", "rviz2")

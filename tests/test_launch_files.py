@@ -98,7 +98,8 @@ def launch_api():
 def params_files(tmp_path):
     """Launch arguments pointing at stand-in parameter files (the real ones are other owners')."""
     args = {}
-    for spec, arg in ((sc.DRIVER, "driver_params"), (sc.POLICY, "policy_params"), (sc.TELEOP, "teleop_params")):
+    for spec, arg in ((sc.DRIVER, "driver_params"), (sc.POLICY, "policy_params"), (sc.TELEOP, "teleop_params"),
+                      (sc.RUN_POLICY, "run_policy_params")):
         path = tmp_path / spec.params_file
         path.write_text("/**:\n  ros__parameters:\n    stand_in: true\n")
         args[arg] = str(path)
@@ -156,7 +157,7 @@ def test_every_argument_documented_with_namespace(launch_api, name):
     for arg in args.values():
         assert arg.description and arg.description != "no description given", f"{name}: {arg.name}"
     for arg_name, file in (("driver_params", "driver.yaml"), ("policy_params", "policy.yaml"),
-                           ("teleop_params", "teleop.yaml")):
+                           ("teleop_params", "teleop.yaml"), ("run_policy_params", "run_policy_server.yaml")):
         if arg_name in args:
             default = "".join(s.text for s in args[arg_name].default_value)
             assert default == str(ROOT / "config" / file), f"{name}: {arg_name} default {default}"
@@ -199,22 +200,26 @@ def test_robot_launch_rejects_unknown_backend(launch_api, params_files):
 
 def test_policy_launch_passes_only_given_overrides(launch_api, params_files):
     _, nodes = load(launch_api, "policy.launch.py", params_files)
-    (policy,) = nodes
+    policy, server = nodes
     assert (policy.node_package, policy.node_executable) == ("soarm_act_policy", "policy")
     files, inline = node_parameters(policy)
     assert files == ["policy.yaml"] and inline == {"use_sim_time": False}
+    assert (server.node_package, server.node_executable) == ("soarm_act_policy", "run_policy_server")
+    assert node_parameters(server) == (["run_policy_server.yaml"], {"use_sim_time": False})
     _, nodes = load(launch_api, "policy.launch.py",
                     {**params_files, "checkpoint": "/ckpt", "device": "cuda", "namespace": "arm2"})
     assert node_parameters(nodes[0])[1] == {"use_sim_time": False, "checkpoint": "/ckpt", "device": "cuda"}
-    assert nodes[0].node_name == "/arm2/policy"
+    assert [n.node_name for n in nodes] == ["/arm2/policy", "/arm2/run_policy_server"]
+    _, nodes = load(launch_api, "policy.launch.py", {**params_files, "run_policy": "false"})
+    assert [n.node_executable for n in nodes] == ["policy"]
 
 
 def test_sim_launch_everything_on_sim_time(launch_api, params_files):
     _, nodes = load(launch_api, "sim.launch.py", {**params_files, "checkpoint": "/ckpt"})
     nodes = by_name(nodes)
-    assert set(nodes) == {"driver", "robot_state_publisher", "rviz2", "policy"}
+    assert set(nodes) == {"driver", "robot_state_publisher", "rviz2", "policy", "run_policy_server"}
     assert node_parameters(nodes["driver"])[1] == {"backend": "sim"}
-    for name in ("robot_state_publisher", "rviz2", "policy"):
+    for name in ("robot_state_publisher", "rviz2", "policy", "run_policy_server"):
         assert node_parameters(nodes[name])[1]["use_sim_time"] is True, name
     assert node_parameters(nodes["policy"])[1]["checkpoint"] == "/ckpt"
     assert node_parameters(nodes["policy"])[0] == ["policy.yaml"]
