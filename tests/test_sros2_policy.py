@@ -4,10 +4,10 @@ the running nodes.
 - Every topic, service and action of docs/interfaces.md's node-graph table is granted to the
   documented sides (publishers / servers / action servers and subscribers / callers / action
   clients), and the policy grants no topic or service the document does not name.
-- The real driver, teleop, recorder, policy and run_policy_server processes (over DDS, the ROS
-  graph) use nothing
-  outside their profile, and their profile grants nothing they do not use (but `/clock`, used
-  with the sim backend and `use_sim_time` only).
+- The real driver, teleop, recorder, policy and run_policy_server processes and the evaluate and
+  replay clients (over DDS, the ROS graph) use nothing outside their profile, and their profile
+  grants nothing they do not use (but NOT_ALWAYS_CREATED: `/clock` with the sim backend and
+  `use_sim_time`, the `run_policy` action with `evaluate --action`).
 
 Enforcement itself cannot run here: the PyPI Fast DDS has no DDS Security plugins.
 """
@@ -42,8 +42,8 @@ ROLES = {
     "all": {"policy", "teleop", "recorder", "evaluate", "replay", "operator"},
     "every node with use_sim_time": SIM_TIME_NODES,
 }
-#: Granted, but only created in other configurations (sim backend, use_sim_time).
-NOT_ALWAYS_CREATED = {"clock"}
+#: Granted, but only created in other configurations: name -> when.
+NOT_ALWAYS_CREATED = {"clock": "sim backend, use_sim_time", "run_policy": "evaluate --action run_policy"}
 
 
 def norm(name: str, node: str = "") -> str:
@@ -224,10 +224,20 @@ def test_running_nodes_stay_inside_their_profiles(start_node, ros_node, tmp_path
     ros_node.wait_for(lambda: len(status) > 0, 120, what="policy_status (checkpoint loaded, node set up)")
     problems = []
     start_node("soarm_act_policy", "run_policy_server")
-    for node_name in ("driver", "teleop", "recorder", "policy", "run_policy_server"):
-        graph = node_graph(ros_node, node_name)
-        assert graph and graph["publish"], f"{node_name}: not in the ROS graph"
-        if node_name == "run_policy_server":  # the action's hidden services are in the graph
-            assert any("/_action/" in n for n in graph["reply"]), graph
-        problems += check_against_profile(grants, node_name, graph)
+    # The evaluate and replay clients as their CLIs build them (no episode is run).
+    from soarm_act_policy.evaluation.client import EvalClient, EvalSettings
+    from soarm_act_policy.replay.client import ReplayClient, ReplaySettings
+
+    clients = [EvalClient(EvalSettings(use_sim_time=False), run_policy=True), ReplayClient(ReplaySettings())]
+    try:
+        for node_name in ("driver", "teleop", "recorder", "policy", "run_policy_server", "evaluate",
+                          "evaluate_run_policy", "replay"):
+            graph = node_graph(ros_node, node_name)
+            assert graph and graph["publish"], f"{node_name}: not in the ROS graph"
+            if node_name in ("run_policy_server", "evaluate_run_policy"):  # the action's hidden services
+                assert any("/_action/" in n for n in graph["reply"]), graph
+            problems += check_against_profile(grants, node_name, graph)
+    finally:
+        for client in clients:
+            client.close()
     assert not problems, "config/sros2/policy.xml vs the running nodes:\n" + "\n".join(problems)
