@@ -134,7 +134,9 @@ def test_driver_and_teleop_parameters_are_described_and_documented(start_node, r
     assert not problems, "\n".join(problems)
 
 
-def test_policy_and_recorder_parameters_are_described_and_documented(start_node, ros_node, tmp_path_factory):
+def start_tiny_policy(start_node, ros_node, tmp_path_factory):
+    """The policy node with config/policy.yaml and a tiny random checkpoint, once it is set up
+    (its first policy_status)."""
     from soarm_msgs.msg import PolicyStatus
 
     from soarm_act_policy.random_checkpoint import cached_random_checkpoint
@@ -145,6 +147,10 @@ def test_policy_and_recorder_parameters_are_described_and_documented(start_node,
                params={"checkpoint": str(ckpt), "torch_threads": 1})
     status = Collector(ros_node, PolicyStatus, "policy_status")
     ros_node.wait_for(lambda: len(status) > 0, 120, what="policy_status (checkpoint loaded, node set up)")
+
+
+def test_policy_and_recorder_parameters_are_described_and_documented(start_node, ros_node, tmp_path_factory):
+    start_tiny_policy(start_node, ros_node, tmp_path_factory)
     start_node("soarm_act_policy", "recorder", params_file=ROOT / "config" / "recorder.yaml",
                params={"output_dir": str(tmp_path_factory.mktemp("bags"))})
     problems = check_node(ros_node, "policy", cameras=["front", "wrist"]) + check_node(ros_node, "recorder")

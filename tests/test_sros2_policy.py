@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from test_driver_helpers import SMALL_CAMERAS, ZERO_HOME, Collector
-from test_interfaces_documented import builtin
+from test_driver_helpers import SMALL_CAMERAS, ZERO_HOME
+from test_interfaces_documented import builtin, start_tiny_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "config" / "sros2" / "policy.xml"
@@ -206,22 +206,13 @@ def check_against_profile(grants, node_name: str, graph: dict[str, set[str]]) ->
 
 @pytest.mark.dds
 def test_running_nodes_stay_inside_their_profiles(start_node, ros_node, tmp_path_factory):
-    from soarm_msgs.msg import PolicyStatus
-
-    from soarm_act_policy.random_checkpoint import cached_random_checkpoint
-
     grants = policy_grants()
     start_node("soarm_driver", "driver", params_file=ROOT / "config" / "driver.yaml",
                params={"backend": "mock", **ZERO_HOME, **SMALL_CAMERAS})
     start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml")
     start_node("soarm_act_policy", "recorder", params_file=ROOT / "config" / "recorder.yaml",
                params={"output_dir": str(tmp_path_factory.mktemp("bags"))})
-    ckpt = cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_radians",
-                                    action_mean=[0.0] * 6, action_std=[1e-4] * 6, state_std=[0.5] * 6)
-    start_node("soarm_act_policy", "policy", params_file=ROOT / "config" / "policy.yaml",
-               params={"checkpoint": str(ckpt), "torch_threads": 1})
-    status = Collector(ros_node, PolicyStatus, "policy_status")
-    ros_node.wait_for(lambda: len(status) > 0, 120, what="policy_status (checkpoint loaded, node set up)")
+    start_tiny_policy(start_node, ros_node, tmp_path_factory)
     problems = []
     start_node("soarm_act_policy", "run_policy_server")
     # The evaluate and replay clients as their CLIs build them (no episode is run).
