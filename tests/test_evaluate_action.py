@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,26 @@ def test_evaluate_runs_episodes_as_run_policy_goals(start_node, ros_node, tmp_pa
     ep = report["episodes"][0]
     assert report["successes"] == 0 and ep["error"] is None and ep["control_steps"] > 0, stdout
     assert 2.0 <= ep["duration"] < 5.0 and "FAILURE (timeout 2 s)" in stdout
+
+    # 3. Ctrl-C during an episode: the goal is canceled, the policy disabled (it holds), exit 130
+    running = len(seen)
+    p = subprocess.Popen([str(EVALUATE), "--no-use-sim-time", "--num-episodes", "1", "--episode-time", "60",
+                          "--output-dir", str(tmp_path / "interrupted"), "--no-plot"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        ros_node.wait_for(lambda: any(s.state == PolicyStatus.RUNNING for s in seen[running:]), 120,
+                          what="the policy running under evaluate")
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, out[-3000:]
+    assert "canceling the episode" in out and "CANCELED: canceled by the client" in out, out[-3000:]
+    ros_node.wait_for(lambda: seen[-1].state == PolicyStatus.HOLDING, 10,
+                      what="the policy holding after the interrupted evaluate")
+    time.sleep(1.0)
+    assert seen[-1].state == PolicyStatus.HOLDING, seen[-1].hold_reason
+    assert json.loads((tmp_path / "interrupted" / "eval_report.json").read_text())["num_episodes"] == 0
