@@ -119,7 +119,7 @@ def test_time_limit_gives_timeout_and_cancel_stops_the_policy(start_node, ros_no
     from soarm_msgs.msg import EpisodeEvent
     from trajectory_msgs.msg import JointTrajectory
 
-    start_graph(start_node, ckpt, success_after=0.0)  # the mock task never succeeds
+    server = start_graph(start_node, ckpt, success_after=0.0)  # the mock task never succeeds
     events, trajectories = [], []
     ros_node.node.create_subscription(EpisodeEvent, "episode_events", events.append,
                                       QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -160,6 +160,16 @@ def test_time_limit_gives_timeout_and_cancel_stops_the_policy(start_node, ros_no
                       what="FAILURE event of the canceled episode")
     print(f"cancel: result {t_result - t_cancel:.3f} s after the cancel request; {len(after)} hold message(s) "
           "after the result")
+
+    # Ctrl-C of the server while a goal runs: it disables the policy before it exits
+    c.send("shutdown", time_limit=60.0)
+    ros_node.wait_for(lambda: any(f.control_steps > 5 for _, f in c.feedback["shutdown"]), 60,
+                      what="the policy running")
+    assert server.stop() == 0
+    t_stopped = time.monotonic()
+    time.sleep(1.5)
+    assert not [t for t, _ in trajectories if t > t_stopped + 0.5], "the policy still runs after the server exited"
+    assert "ABORTED: the run_policy server is shutting down" in server.log()
 
 
 def test_run_policy_server_parameters_and_graph_are_documented(start_node, ros_node):
