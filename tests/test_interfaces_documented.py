@@ -141,7 +141,8 @@ def start_tiny_policy(start_node, ros_node, tmp_path_factory):
 
     from soarm_act_policy.random_checkpoint import cached_random_checkpoint
 
-    ckpt = cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_radians",
+    # Its own cache name: "tiny_radians" (test_multi_machine) is a checkpoint acting a target pose.
+    ckpt = cached_random_checkpoint(tmp_path_factory.getbasetemp() / "policy_ckpts", "tiny_zero_action",
                                     action_mean=[0.0] * 6, action_std=[1e-4] * 6, state_std=[0.5] * 6)
     start_node("soarm_act_policy", "policy", params_file=ROOT / "config" / "policy.yaml",
                params={"checkpoint": str(ckpt), "torch_threads": 1})
