@@ -74,7 +74,7 @@ def wait_policy_ready(ros_node):
                       START_TIMEOUT, what="policy holding, ready to run")
 
 
-def test_goal_runs_to_success_with_feedback_and_a_second_goal_is_rejected(start_node, ros_node, ckpt):
+def test_goal_runs_to_success_with_feedback_and_a_second_goal_is_rejected(start_node, ros_node, ckpt, tmp_path):
     server = start_graph(start_node, ckpt, success_after=6.0)
     wait_policy_ready(ros_node)
     c = Client(ros_node)
@@ -107,10 +107,30 @@ def test_goal_runs_to_success_with_feedback_and_a_second_goal_is_rejected(start_
     assert steps == sorted(steps) and steps[-1] <= r.control_steps
     print(f"success after {r.time_to_success:.2f} s, {r.control_steps} steps, {len(fb)} feedback messages")
 
-    # the server is free again at once
-    third = c.send("third", time_limit=0.5)
-    _, wrapped = c.result(third, 60)
-    assert wrapped.result.outcome == RunPolicy.Result.TIMEOUT, wrapped.result.message
+    # the server is free again at once; record true needs a running auto-recording recorder
+    _, wrapped = c.result(c.send("record", time_limit=0.5, record=True), 60)
+    r = wrapped.result
+    assert r.outcome == RunPolicy.Result.REJECTED and "no recorder runs" in r.message, r.message
+    bags = tmp_path / "bags"
+    start_node("soarm_act_policy", "recorder", params_file=ROOT / "config" / "recorder.yaml",
+               params={"output_dir": str(bags)})
+    from rcl_interfaces.srv import GetParameters
+
+    ros_node.client(GetParameters, "/recorder/get_parameters", timeout=60)  # the recorder is up
+    _, wrapped = c.result(c.send("recorded", time_limit=0.5, record=True), 90)
+    r = wrapped.result
+    assert r.outcome == RunPolicy.Result.TIMEOUT, r.message
+    # its bag is closed at the next reset (ENDED)
+    _, wrapped = c.result(c.send("next", time_limit=0.5), 60)
+
+    def recorded_indices():
+        import yaml
+
+        return {yaml.safe_load(m.read_text())["rosbag2_bagfile_information"]["custom_data"]["soarm.episode_index"]
+                for m in bags.glob("episode_*/metadata.yaml")}
+
+    ros_node.wait_for(lambda: str(r.episode_index) in recorded_indices(), 30,
+                      what=f"the bag of episode {r.episode_index}")
     assert server.alive()
 
 
