@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""Conversion benchmark: rosbag2 -> LeRobot dataset throughput.
+"""Conversion benchmark: our rosbag2 -> LeRobot conversion against the bare video encoder.
 
     source activate.sh
-    python benchmarks/bench_conversion.py                    # 2 cameras 640x480 @ 30 fps, 10 s
-    python benchmarks/bench_conversion.py --seconds 20 --vcodec h264 --storage sqlite3
+    python benchmarks/bench_conversion.py                         # 128x96, 320x240, 640x480; LeRobot's codec
+    python benchmarks/bench_conversion.py --sizes 640x480 --codecs h264,hevc,libsvtav1 --load-batches 20
 
-Writes a synthetic demonstration bag (bags.synthetic: joint_states 30 Hz, joint_commands
-50 Hz, two rgb8 cameras at 30 fps) into a temporary directory, then times
-`conversion.convert` (first pass, alignment, frame decoding, LeRobot add_frame /
-save_episode with video encoding, finalize). LeRobot is imported before timing.
-Prints frames/s (dataset frames, each with both camera images) and x real time
-(recorded seconds converted per wall second). Asserts nothing.
+For each image size a synthetic demonstration bag (bags.synthetic: joint_states 30 Hz,
+joint_commands 50 Hz, two rgb8 cameras at --fps) is written to a temporary directory.
+Then, on the same recorded frames, for each codec:
+
+* bare encoder: the bag's frames, already decoded into memory, encoded with PyAV
+  directly, one thread per camera (as LeRobot's streaming encoder does), with the codec
+  options LeRobot's RGBEncoderConfig gives that codec (pix_fmt, crf, g, preset);
+* ours: `conversion.convert` end to end (read, align, quality report, frame decoding,
+  encoding, parquet/metadata writing, finalize), `--workers` processes;
+
+and prints frames/s of both (a frame = one dataset row, i.e. one image per camera),
+their ratio, x real time (recorded seconds per wall second) and the video bytes.
+With --load-batches N it also times LeRobotDataset + torch DataLoader reading the
+converted dataset (decoding the videos) in batches of --batch-size: ms per batch, the
+first batch (decoder start) left out. LeRobot is imported before any timing.
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -18,57 +28,145 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("SVT_LOG", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def read_frames(bag: Path, cameras: tuple[str, ...]) -> dict:
+    """Every camera image of the bag as HxWx3 uint8, per camera, in order."""
+    from soarm_act_policy.bags import BagReader
+    from soarm_act_policy.conversion.images import to_rgb
+
+    topic_cam = {f"/cameras/{c}/image_raw": c for c in cameras}
+    frames: dict = {c: [] for c in cameras}
+    with BagReader(bag) as r:
+        for m in r.messages(list(topic_cam)):
+            frames[topic_cam[m.topic]].append(to_rgb(m.msg))
+    return frames
+
+
+def bare_encode(frames: dict, out: Path, fps: int, vcodec: str | None) -> float:
+    """Seconds to encode every camera's frames with PyAV, one thread per camera."""
+    import av
+    from lerobot.configs.video import RGBEncoderConfig
+
+    enc = RGBEncoderConfig(vcodec=vcodec) if vcodec else RGBEncoderConfig()
+    options = enc.get_codec_options(None, as_strings=True)
+    errors: list[BaseException] = []
+
+    def encode(cam: str, imgs: list) -> None:
+        try:
+            with av.open(str(out / f"{cam}.mp4"), "w") as container:
+                stream = container.add_stream(enc.vcodec, fps, options=options)
+                stream.pix_fmt = enc.pix_fmt
+                stream.height, stream.width = imgs[0].shape[:2]
+                tb = Fraction(1, fps)  # not stream.time_base: the muxer changes it when it starts
+                stream.time_base = tb
+                for i, img in enumerate(imgs):
+                    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                    frame.pts = i
+                    frame.time_base = tb
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode())
+        except BaseException as exc:  # noqa: B036 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=encode, args=item) for item in frames.items()]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    seconds = time.perf_counter() - t
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def load_ms_per_batch(root: Path, batches: int, batch_size: int) -> float:
+    """Mean ms per DataLoader batch of LeRobotDataset(root) (video decoding), first batch excluded."""
+    import torch
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("bench/conversion", root=root)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=0,
+                                         generator=torch.Generator().manual_seed(0))
+    times = []
+    it = iter(loader)
+    t = time.perf_counter()
+    for _ in range(batches + 1):
+        try:
+            next(it)
+        except StopIteration:
+            it = iter(loader)
+            next(it)
+        now = time.perf_counter()
+        times.append(now - t)
+        t = now
+    return 1000 * sum(times[1:]) / max(1, len(times) - 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=10.0, help="recorded duration (s)")
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--seconds", type=float, default=4.0, help="recorded duration per size (s)")
+    ap.add_argument("--sizes", default="128x96,320x240,640x480", help="comma-separated WxH")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
-    ap.add_argument("--vcodec", default=None, help="video codec (default LeRobot's: libsvtav1)")
-    ap.add_argument("--image-writer-threads", type=int, default=2)
+    ap.add_argument("--codecs", default="", help="comma-separated codecs (default: the conversion's default)")
+    ap.add_argument("--workers", type=int, default=1, help="conversion worker processes")
+    ap.add_argument("--load-batches", type=int, default=0, help="also time this many training batches")
+    ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
 
+    import av
     import datasets
     import lerobot.datasets.lerobot_dataset  # noqa: F401 - import cost is not conversion cost
 
+    av.logging.set_level(av.logging.ERROR)  # libx264's statistics per video
+
     from soarm_act_policy.bags.synthetic import DemoSpec, write_demo_bag
     from soarm_act_policy.conversion import Options, convert
-    from soarm_act_policy.conversion.convert import plan
 
     datasets.disable_progress_bars()
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = DemoSpec(duration=args.seconds, camera_rate=args.fps, height=args.height, width=args.width)
-        t = time.perf_counter()
-        bag = write_demo_bag(Path(tmp) / "bag", spec, storage=args.storage)
-        t_write = time.perf_counter() - t
-        size = sum(f.stat().st_size for f in bag.iterdir()) / 1e6
-        opts = Options(fps=args.fps, task="bench", vcodec=args.vcodec)
-
-        t = time.perf_counter()
-        plans, _, _ = plan([bag], opts, log=lambda s: None)
-        t_plan = time.perf_counter() - t
-        t = time.perf_counter()
-        result = convert([bag], "bench/conversion", Path(tmp) / "ds", opts, log=lambda s: None,
-                         image_writer_threads=args.image_writer_threads)
-        t_conv = time.perf_counter() - t
-        frames = result.written_frames
-        seconds = frames / args.fps
-        video = sum(f.stat().st_size for f in (Path(tmp) / "ds" / "videos").rglob("*.mp4")) / 1e6
-
-    print(f"input: {args.storage} bag, {args.seconds:.0f} s, 2 cameras {args.width}x{args.height} rgb8 @ "
-          f"{args.fps} fps, {size:.0f} MB (written in {t_write:.1f} s)")
-    print(f"first pass (read, index, align, report): {t_plan:.2f} s = {frames / t_plan:.0f} frames/s")
-    print(f"full conversion: {frames} frames in {t_conv:.2f} s = {frames / t_conv:.1f} frames/s, "
-          f"{seconds / t_conv:.2f}x real time (videos {video:.1f} MB, codec {args.vcodec or 'LeRobot default'}, "
-          f"{os.cpu_count()} CPUs)")
+    codecs = [c for c in args.codecs.split(",") if c] or [Options().vcodec or "libsvtav1"]
+    spec0 = DemoSpec()
+    print(f"{os.cpu_count()} CPUs; {args.seconds:.0f} s recordings, {len(spec0.cameras)} cameras rgb8 @ "
+          f"{args.fps} fps, {args.storage}; conversion --workers {args.workers}")
+    header = (f"{'size':>8} {'codec':>9} | {'bare fr/s':>9} {'ours fr/s':>9} {'ratio':>5} | "
+              f"{'x real':>6} {'video MB':>8}" + (f" | {'load ms/batch':>13}" if args.load_batches else ""))
+    print(header)
+    print("-" * len(header))
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.lower().split("x"))
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = DemoSpec(duration=args.seconds, camera_rate=args.fps, height=h, width=w)
+            bag = write_demo_bag(Path(tmp) / "bag", spec, storage=args.storage)
+            frames = read_frames(bag, spec.cameras)
+            n = min(len(v) for v in frames.values())
+            for codec in codecs:
+                bare_dir = Path(tmp) / f"bare-{codec}"
+                bare_dir.mkdir()
+                t_bare = bare_encode(frames, bare_dir, args.fps, codec)
+                opts = Options(fps=args.fps, task="bench", vcodec=codec)
+                root = Path(tmp) / f"ds-{codec}"
+                t = time.perf_counter()
+                result = convert([bag], "bench/conversion", root, opts, log=lambda s: None,
+                                 workers=args.workers)
+                t_ours = time.perf_counter() - t
+                ours = result.written_frames / t_ours
+                bare = n / t_bare
+                video = sum(f.stat().st_size for f in (root / "videos").rglob("*.mp4")) / 1e6
+                line = (f"{size:>8} {codec:>9} | {bare:9.1f} {ours:9.1f} {ours / bare:5.2f} | "
+                        f"{result.written_frames / args.fps / t_ours:6.2f} {video:8.2f}")
+                if args.load_batches:
+                    line += f" | {load_ms_per_batch(root, args.load_batches, args.batch_size):13.1f}"
+                print(line, flush=True)
+            del frames
 
 
 if __name__ == "__main__":

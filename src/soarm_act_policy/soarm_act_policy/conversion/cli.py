@@ -14,7 +14,7 @@ import sys
 
 from ..bags import BagError
 from .convert import REPORT_NAME, convert
-from .options import JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, ConversionError, Options
+from .options import JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, VCODECS, ConversionError, Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="identical camera frames for longer than this are a problem, s (default %(default)s)")
     p.add_argument("--min-frames", type=int, default=d.min_frames,
                    help="shorter episodes are a problem (default %(default)s)")
-    p.add_argument("--vcodec", default=None, help="video codec (default: LeRobot's, libsvtav1)")
+    p.add_argument("--vcodec", choices=VCODECS, default=d.vcodec,
+                   help="video codec (default: LeRobot's, libsvtav1; speed, size and training "
+                   "data-loading time of each: README 'Data pipeline speed')")
+    p.add_argument("--preset", default=d.preset,
+                   help="encoder speed preset: libsvtav1 0..13 (LeRobot's default 12), h264/hevc "
+                   "ultrafast..veryslow (default: the codec's own, medium)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="bags encoded at once, each in its own process beside the writer (more than 1 "
+                   "pays off with several bags and more than 2 cores; the dataset is the same for "
+                   "any N) (default %(default)s)")
     p.add_argument("--no-streaming-encoding", action="store_true",
                    help="write frames as PNG files and encode each episode afterwards (LeRobot's "
-                   "recording path; slower) instead of streaming them to the encoder")
+                   "recording path; much slower) instead of encoding the decoded frames directly")
     p.add_argument("--image-writer-threads", type=int, default=2,
                    help="with --no-streaming-encoding: threads writing the PNG frames (default %(default)s)")
     p.add_argument("--report", default=None, help="also write the quality report JSON here")
@@ -72,12 +81,13 @@ def main(argv=None) -> int:
         namespace=args.namespace, state_rule=args.state_rule, action_rule=args.action_rule,
         split=args.split, task=args.task, on_problem=args.on_problem, max_gap_s=args.max_gap,
         frozen_s=args.frozen, min_frames=args.min_frames, vcodec=args.vcodec,
+        preset=int(args.preset) if args.preset and args.preset.isdigit() else args.preset,
         streaming_encoding=not args.no_streaming_encoding)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
         result = convert(args.bags, args.repo_id, args.root, opts, append=args.append,
                          dry_run=args.dry_run, progress=not args.quiet, log=log,
-                         image_writer_threads=args.image_writer_threads)
+                         image_writer_threads=args.image_writer_threads, workers=args.workers)
     except (ConversionError, BagError) as exc:
         print(f"bag_to_lerobot: error: {exc}", file=sys.stderr)
         return 1

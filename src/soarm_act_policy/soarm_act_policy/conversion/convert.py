@@ -8,26 +8,36 @@ them on the fps grid and builds the quality report; problems are handled by
 `Options.on_problem` (fail: raise before writing anything; skip: leave the episode out;
 warn: keep it and report). Pass 2 decodes the selected frames and writes through
 LeRobot into a staging directory that replaces `root` only when complete.
+
+The videos are encoded by jobs, one per bag (videos.encode_bag), started as soon as the
+bag is planned, in `workers` processes, while
+the main thread plans the next bags and writes the rows, statistics and metadata
+through LeRobot in episode order. The dataset does not depend on `workers`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..bags import BagError
 from ..bags.recovery import is_partial
-from .dataset import (ACTION, STATE, add_frame, check_compatible, check_no_dropped_frames, image_key,
-                      make_features, open_dataset, staged_root)
+from .dataset import (ACTION, STATE, check_compatible, image_key, make_features, open_dataset,
+                      skip_image_embedding, staged_root, use_encoded_videos)
 from .episode_meta import write_episode_columns
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
 from .plan import EpisodePlan, Problem, plan_bag
+from .videos import EncodedVideos, Encoder, encode_bag, make_executor, make_job
 
 REPORT_NAME = "quality_report.json"
 
@@ -98,8 +108,12 @@ def _progress(enabled: bool, **kw):
 
 
 def plan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
-         log: Callable[[str], None] = print) -> tuple[list[EpisodePlan], list[dict], dict]:
-    """Pass 1: episode plans (status set by the problem policy), failed bags, bag data by path."""
+         log: Callable[[str], None] = print, on_bag: Callable | None = None
+         ) -> tuple[list[EpisodePlan], list[dict], dict]:
+    """Pass 1: episode plans (status set by the problem policy), failed bags, bag data by path.
+
+    `on_bag(data, plans)` is called after each readable bag is planned (statuses not set yet).
+    """
     plans: list[EpisodePlan] = []
     failed: list[dict] = []
     datas = {}
@@ -115,7 +129,10 @@ def plan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
                 log(f"WARNING: skipping {exc}")
                 continue
         datas[data.path] = data
-        plans.extend(plan_bag(data, opts))
+        bag_plans = plan_bag(data, opts)
+        plans.extend(bag_plans)
+        if on_bag is not None:
+            on_bag(data, bag_plans)
     _check_layouts(plans, datas)
     problems = [(p, q) for p in plans for q in p.problems]
     if opts.on_problem == "fail" and problems:
@@ -149,63 +166,113 @@ def _check_layouts(plans: list[EpisodePlan], datas: dict) -> None:
 
 def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: Options | None = None,
             *, append: bool = False, dry_run: bool = False, progress: bool = False,
-            log: Callable[[str], None] = print, image_writer_threads: int = 0) -> Result:
-    """Convert rosbag2 directories into a LeRobot dataset at `root` (see module doc)."""
+            log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1) -> Result:
+    """Convert rosbag2 directories into a LeRobot dataset at `root` (see module doc).
+
+    `workers`: processes encoding videos (one job per bag) at once.
+    """
     t_start = time.monotonic()
     opts = (opts or Options()).validate()
+    if workers < 1:
+        raise ConversionError(f"--workers must be at least 1, got {workers}")
     root = Path(root).absolute()
     if root.exists() and not append and not dry_run:
         raise ConversionError(f"{root} exists already; pass --append to add episodes to it or choose "
                               "another --root")
     bags = find_bags(inputs)
-    plans, failed, datas = plan(bags, opts, progress=progress, log=log)
-    result = Result(root, plans, failed, dry_run=dry_run, fps=opts.fps)
-    keep = [p for p in plans if p.status != "skipped"]
-    if dry_run:
-        result.seconds = time.monotonic() - t_start
-        return result
+    encode = opts.streaming_encoding and not dry_run
+    encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
+    pool = make_executor(workers) if encode else None
+    jobs: dict[Path, tuple[list[EpisodePlan], object]] = {}
+    tmp: Path | None = None
+    try:
+        if encode:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.videos-", dir=root.parent))
+
+            def start_job(data, bag_plans: list[EpisodePlan]) -> None:
+                # Episodes that can still be written (problems found later only remove some).
+                cand = [p for p in bag_plans if not p.problems or (opts.on_problem == "warn" and not p.fatal)]
+                if cand:
+                    cams = sorted(data.cameras)
+                    job = make_job(cand, cams, {c: data.cameras[c].topic for c in cams},
+                                   {c: image_key(c) for c in cams},
+                                   {c: (data.cameras[c].height, data.cameras[c].width) for c in cams},
+                                   opts.fps, encoder, tmp / f"bag{len(jobs):05d}")
+                    jobs[data.path] = (cand, pool.submit(encode_bag, job))
+        else:
+            start_job = None
+        plans, failed, datas = plan(bags, opts, progress=progress, log=log, on_bag=start_job)
+        result = Result(root, plans, failed, dry_run=dry_run, fps=opts.fps)
+        if not dry_run:
+            _write(result, repo_id, root, opts, datas, jobs, append=append, progress=progress,
+                   image_writer_threads=image_writer_threads)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    result.seconds = time.monotonic() - t_start
+    return result
+
+
+def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict, jobs: dict, *,
+           append: bool, progress: bool, image_writer_threads: int) -> None:
+    """Pass 2: write the kept episodes through LeRobot (videos from `jobs` when streaming)."""
+    keep = [p for p in result.episodes if p.status != "skipped"]
     if not keep:
         raise ConversionError("no usable episode in the input bags; nothing was written "
-                              f"({len(plans)} episodes skipped, {len(failed)} bags unreadable)")
+                              f"({len(result.episodes)} episodes skipped, {len(result.failed_bags)} bags "
+                              "unreadable)")
     first = datas[keep[0].bag]
-    features = make_features(opts, {c: (s.height, s.width) for c, s in first.cameras.items()})
+    shapes = {c: (s.height, s.width) for c, s in first.cameras.items()}
+    features = make_features(opts, shapes)
     appending = append and root.exists()
     if appending:
         check_compatible(root, opts.fps, features)
     cameras = sorted(first.cameras)
+    blank = {c: np.zeros((*shapes[c], 3), np.uint8) for c in cameras}  # pixels come from the jobs
     total = sum(p.frames for p in keep)
-    with staged_root(root, append) as work:
+    with staged_root(root, append) as work, skip_image_embedding(features):
         ds = open_dataset(repo_id, work, opts, features, resume=appending,
                           image_writer_threads=image_writer_threads)
+        videos = use_encoded_videos(ds, EncodedVideos()) if opts.streaming_encoding else None
         try:
             with _progress(progress, desc="writing", unit="frame", total=total) as bar:
                 for bag in dict.fromkeys(p.bag for p in keep):
                     bag_plans = [p for p in keep if p.bag == bag]
-                    topics = {c: datas[bag].cameras[c].topic for c in cameras}
-                    for ep, k, images in iter_frames(bag_plans, cameras, topics):
+                    if videos is not None:
+                        cand, future = jobs[bag]
+                        try:
+                            encoded = dict(zip(map(id, cand), future.result(), strict=True))
+                        except RuntimeError as exc:
+                            raise ConversionError(f"bag {bag}: {exc}; nothing was written") from exc
+                        frames = ((ep, k, blank) for ep in bag_plans for k in range(ep.frames))
+                    else:
+                        topics = {c: datas[bag].cameras[c].topic for c in cameras}
+                        frames = iter_frames(bag_plans, cameras, topics)
+                    for ep, k, images in frames:
                         frame = {STATE: ep.state[k], ACTION: ep.action[k], "task": ep.task}
                         for c in cameras:
                             frame[image_key(c)] = images[c]
-                        add_frame(ds, frame)
-                        bar.update(1)
+                        ds.add_frame(frame)
                         if k == ep.frames - 1:
                             ep.dataset_episode_index = ds.meta.total_episodes
-                            check_no_dropped_frames(ds, f"bag {ep.bag} episode {ep.segment_index}")
+                            if videos is not None:
+                                videos.hand_over(encoded[id(ep)])
                             ds.save_episode()
                             if ep.status == "planned":
                                 ep.status = "written"
                             result.written_frames += ep.frames
+                            bar.update(ep.frames)
         except BaseException:
             with contextlib.suppress(Exception):  # release encoder/writer; the stage is deleted
                 ds.finalize()
             raise
         ds.finalize()
         write_episode_columns(work, {e.dataset_episode_index: episode_columns(e) for e in result.written})
-        result.report_path = work / REPORT_NAME
         _write_report(result, work / REPORT_NAME)
     result.report_path = root / REPORT_NAME
-    result.seconds = time.monotonic() - t_start
-    return result
 
 
 def episode_columns(ep: EpisodePlan) -> dict:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from .options import ROBOT_TYPE, ConversionError, Options
@@ -99,46 +98,59 @@ def open_dataset(repo_id: str, work: Path, opts: Options, features: dict, *, res
                  image_writer_threads: int = 0):
     """LeRobotDataset in write mode at `work` (created, or resumed for appending).
 
-    With `opts.streaming_encoding` frames go straight to LeRobot's video encoder threads
-    (no PNG round trip, ~5x faster); `add_frame` below waits for room in the encoder
-    queues so no frame is ever dropped, and `check_no_dropped_frames` verifies it.
+    With `opts.streaming_encoding` LeRobot's writer is set up for streamed videos (no PNG
+    round trip); the caller replaces its encoder with `use_encoded_videos`. Otherwise
+    frames are written as PNG files and LeRobot encodes each episode at save_episode.
+    The encoder settings (`opts.video_settings()`) are recorded in meta/info.json.
     """
     import datasets
-    from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     datasets.disable_progress_bars()  # a bar per parquet write of every episode; ours cover the work
-    enc = RGBEncoderConfig(vcodec=opts.vcodec) if opts.vcodec else None
-    kw = dict(rgb_encoder=enc, image_writer_threads=0 if opts.streaming_encoding else image_writer_threads,
-              streaming_encoding=opts.streaming_encoding, encoder_queue_maxsize=ENCODER_QUEUE)
+    kw = dict(rgb_encoder=opts.video_settings().encoder_config(),
+              image_writer_threads=0 if opts.streaming_encoding else image_writer_threads,
+              streaming_encoding=opts.streaming_encoding)
     if resume:
         return LeRobotDataset.resume(repo_id, root=work, **kw)
     return LeRobotDataset.create(repo_id, fps=opts.fps, features=features, root=work,
                                  robot_type=ROBOT_TYPE, use_videos=True, **kw)
 
 
-#: Frames buffered per camera for the streaming encoder.
-ENCODER_QUEUE = 30
+def use_encoded_videos(ds, videos):
+    """Put `videos` (videos.EncodedVideos) in the place of the writer's streaming encoder."""
+    writer = getattr(ds, "writer", None)
+    if writer is None or not hasattr(writer, "_streaming_encoder"):
+        raise ConversionError("this LeRobot version has no streaming video writer (ds.writer."
+                              "_streaming_encoder); install the pinned lerobot (requirements.lock) or "
+                              "run with --no-streaming-encoding")
+    writer._streaming_encoder = videos
+    return videos
 
 
-def _streaming_encoder(ds):
-    return getattr(getattr(ds, "writer", None), "_streaming_encoder", None)
+@contextlib.contextmanager
+def skip_image_embedding(features: dict):
+    """While active, LeRobot's writer does not map episode rows through `embed_images`.
+
+    LeRobot 0.6 passes every saved episode through `io_utils.embed_images`, a per-row
+    `datasets.Dataset.map(embed_table_storage)` that only changes tables holding `image`
+    features (it embeds the PNG bytes). Our datasets have none (cameras are videos), so
+    it returns the same table, at ~4.5 ms per row here: more than encoding a 128x96 frame
+    of both cameras. With image features (or another LeRobot layout) nothing is changed.
+    tests/test_conversion_speed.py checks that the skipped step is an identity.
+    """
+    from lerobot.datasets import dataset_writer
+
+    if any(ft.get("dtype") == "image" for ft in features.values()) or not hasattr(dataset_writer, "embed_images"):
+        yield
+        return
+    original = dataset_writer.embed_images
+    dataset_writer.embed_images = _same_table
+    try:
+        yield
+    finally:
+        dataset_writer.embed_images = original
 
 
-def add_frame(ds, frame: dict) -> None:
-    """ds.add_frame, first waiting while a streaming encoder queue is full (LeRobot would drop)."""
-    enc = _streaming_encoder(ds)
-    queues = getattr(enc, "_frame_queues", None) if enc is not None else None
-    if queues and getattr(enc, "_episode_active", False):
-        while any(q.full() for q in queues.values()):
-            time.sleep(0.002)
-    ds.add_frame(frame)
+def _same_table(dataset):
+    return dataset
 
-
-def check_no_dropped_frames(ds, episode: str) -> None:
-    """Raise if LeRobot's streaming encoder dropped frames of the episode being saved."""
-    enc = _streaming_encoder(ds)
-    dropped = {k: v for k, v in (getattr(enc, "_dropped_frames", None) or {}).items() if v}
-    if dropped:
-        raise ConversionError(f"{episode}: the video encoder dropped frames {dropped}; nothing was "
-                              "written. Run again with --no-streaming-encoding.")

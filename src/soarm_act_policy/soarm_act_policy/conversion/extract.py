@@ -8,15 +8,15 @@ image encoding) raise BagError naming the bag and topic.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from ..bags import BagError, BagReader
-from .images import check_image_layout
+from .images import check_image_layout, parse_image
 from .options import Options
 
 
@@ -110,6 +110,14 @@ class _JointCollector:
         )
 
 
+def _deserialize(bag: BagReader, m):
+    try:
+        return bag.deserialize(m)
+    except Exception as exc:  # name bag and topic
+        raise BagError(bag.path, f"cannot deserialize a {bag.topics.get(m.topic)} message: {exc}",
+                       topic=m.topic) from exc
+
+
 def read_bag(path: str | Path, opts: Options, progress=None) -> BagData:
     """First pass over one bag (see module doc). `progress(n)` is called per message."""
     path = Path(path)
@@ -143,14 +151,18 @@ def read_bag(path: str | Path, opts: Options, progress=None) -> BagData:
         cam_by_topic = {opts.camera_topic(c): c for c in cameras}
         img: dict[str, dict] = {c: {"stamps": [], "digests": [], "layout": None} for c in cameras}
         events: list[Event] = []
-        for m in bag.messages(list(expect)):
+        for m in bag.messages(list(expect), raw=True):
             if progress:
                 progress(1)
             if m.topic in joints:
-                joints[m.topic].add(m.msg)
+                joints[m.topic].add(_deserialize(bag, m))
             elif m.topic in cam_by_topic:
                 c = cam_by_topic[m.topic]
-                msg = m.msg
+                try:
+                    msg = parse_image(m.raw)  # pixels not copied; ~20x faster than deserializing
+                except ValueError as exc:
+                    raise BagError(path, f"cannot read a sensor_msgs/msg/Image message: {exc}",
+                                   topic=m.topic) from exc
                 layout = (msg.encoding, int(msg.width), int(msg.height))
                 rec = img[c]
                 if rec["layout"] is None:
@@ -165,9 +177,11 @@ def read_bag(path: str | Path, opts: Options, progress=None) -> BagData:
                 elif len(msg.data) < int(msg.step) * int(msg.height):
                     raise BagError(path, "truncated image data", topic=m.topic)
                 rec["stamps"].append(stamp_ns(msg.header))
-                rec["digests"].append(hashlib.blake2b(memoryview(msg.data), digest_size=8).digest())
+                # xxh3: ~80x faster than blake2b on a 640x480 frame; collisions only matter
+                # between consecutive frames of one camera (frozen-camera detection)
+                rec["digests"].append(xxhash.xxh3_64_digest(memoryview(msg.data)))
             else:
-                e = m.msg
+                e = _deserialize(bag, m)
                 stages = getattr(e, "stages", None)  # absent in bags older than the field
                 events.append(Event(stamp_ns(e.header), int(e.kind), int(e.episode_index), str(e.task),
                                     str(e.detail), int(getattr(e, "seed", -1)),

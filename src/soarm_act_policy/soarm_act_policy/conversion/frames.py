@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..bags import BagError, BagReader
-from .images import to_rgb
+from .images import parse_image, to_rgb
 from .plan import EpisodePlan
 
 
@@ -36,7 +36,7 @@ def iter_frames(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, 
             received[c] += 1
             if remaining[c].get(i):
                 try:
-                    cache[c][i] = to_rgb(bag.deserialize(m))
+                    cache[c][i] = to_rgb(parse_image(m.raw))
                 except Exception as exc:  # name bag and topic
                     raise BagError(bag_path, f"cannot decode image {i}: {exc}", topic=m.topic) from exc
             while g < len(order) and all(int(need[c][g]) in cache[c] for c in cameras):

@@ -11,6 +11,8 @@ ROBOT_TYPE = "so101_follower"
 RULES = ("linear", "hold")
 ON_PROBLEM = ("fail", "skip", "warn")
 SPLIT = ("auto", "events", "bag")
+#: Software codecs of LeRobot's encoder (lerobot.configs.video) that datasets can use here.
+VCODECS = ("libsvtav1", "h264", "hevc")
 
 
 class ConversionError(Exception):
@@ -48,10 +50,13 @@ class Options:
     frozen_s: float = 3.0
     #: Episodes shorter than this many frames are a problem.
     min_frames: int = 2
-    #: Video codec for LeRobot's encoder (None = LeRobot's default).
+    #: Video codec (one of VCODECS; None = LeRobot's default, libsvtav1).
     vcodec: str | None = None
-    #: Feed frames to LeRobot's streaming video encoder (no PNG round trip; frames are
-    #: never dropped: the conversion waits for the encoder).
+    #: Encoder speed preset (codec specific: libsvtav1 0..13, h264/hevc ultrafast..veryslow;
+    #: None = LeRobot's default for the codec).
+    preset: int | str | None = None
+    #: Encode videos straight from the decoded frames (conversion.videos, no PNG round
+    #: trip); False: LeRobot's recording path (PNG files, encoded at save_episode).
     streaming_encoding: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -64,9 +69,17 @@ class Options:
                                      ("split", self.split, SPLIT)):
             if value not in allowed:
                 raise ConversionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.vcodec is not None and self.vcodec not in VCODECS:
+            raise ConversionError(f"--vcodec must be one of {', '.join(VCODECS)}, got {self.vcodec!r}")
         if len(set(self.joints)) != len(self.joints) or not self.joints:
             raise ConversionError(f"joint names must be unique and not empty: {self.joints}")
         return self
+
+    def video_settings(self):
+        """The encoder settings of every video (conversion.videos.VideoSettings)."""
+        from .videos import VideoSettings
+
+        return VideoSettings(vcodec=self.vcodec, preset=self.preset)
 
     def topic(self, name: str) -> str:
         ns = self.namespace.strip("/")

@@ -1,0 +1,279 @@
+"""Episode videos encoded beside LeRobot's writer, so reading and encoding overlap writing.
+
+One job per bag (`encode_bag`): the bag's selected camera frames are read once, and
+each episode's frames go to one encoder thread per camera (PyAV releases the GIL while
+encoding) with exactly the codec settings LeRobot's `RGBEncoderConfig` gives the codec
+(pix_fmt, crf, g, preset, timestamps k/fps). Jobs run in `workers` spawned processes
+(no LeRobot import there: everything LeRobot decides is resolved in the main process
+and handed over in the job); the main process meanwhile plans the next bags, writes
+the episodes' rows through LeRobot and takes the finished videos in episode order
+through `EncodedVideos`, which stands in for LeRobot's streaming encoder. The videos and
+statistics do not depend on which worker made them, so any `workers` gives the same
+dataset.
+
+Video statistics follow LeRobot's episode rule for camera features
+(`compute_stats.sample_indices` frames, downsampled like `auto_downsample_height_width`,
+`get_feature_stats` per channel, computed in the main process by `with_stats`) instead
+of a histogram update per frame, which cost more than the encoding itself (~27 ms per
+640x480 frame).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .frames import iter_frames
+from .plan import EpisodePlan
+
+#: Frames buffered per camera between the reader and an encoder thread.
+QUEUE_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """The encoder settings (LeRobot RGBEncoderConfig fields) shared by every video."""
+
+    vcodec: str | None = None  # None: LeRobot's default
+    preset: int | str | None = None  # None: LeRobot's default for the codec
+    crf: int | None = None  # None: LeRobot's default (30)
+
+    def encoder_config(self):
+        """LeRobot's RGBEncoderConfig for these settings (validates codec and options)."""
+        from lerobot.configs.video import RGBEncoderConfig
+
+        from .options import ConversionError
+
+        kw = {k: v for k, v in (("vcodec", self.vcodec), ("preset", self.preset), ("crf", self.crf))
+              if v is not None}
+        try:
+            return RGBEncoderConfig(**kw)
+        except ValueError as exc:
+            raise ConversionError(f"video encoder settings {kw} rejected by LeRobot/PyAV: {exc}. Check "
+                                  "--vcodec/--preset (bag_to_lerobot --help)") from exc
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """What PyAV needs, resolved by LeRobot's RGBEncoderConfig in the main process."""
+
+    vcodec: str
+    pix_fmt: str
+    options: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: VideoSettings) -> "Encoder":
+        """Resolved and tried on a few blank frames (LeRobot does not check every option)."""
+        import io
+
+        import av
+
+        from .options import ConversionError
+
+        enc = settings.encoder_config()
+        encoder = cls(enc.vcodec, enc.pix_fmt, enc.get_codec_options(None, as_strings=True))
+        try:
+            with av.open(io.BytesIO(), "w", format="mp4") as container:
+                stream = container.add_stream(encoder.vcodec, 30, options=dict(encoder.options))
+                stream.pix_fmt, stream.width, stream.height = encoder.pix_fmt, 64, 64
+                for i in range(3):
+                    frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+                    frame.pts, frame.time_base = i, Fraction(1, 30)
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode())
+        except (av.FFmpegError, ValueError) as exc:
+            raise ConversionError(f"the video encoder refuses {encoder.vcodec} with options {encoder.options}: "
+                                  f"{exc}. Check --vcodec/--preset (bag_to_lerobot --help)") from exc
+        return encoder
+
+
+@dataclass
+class BagJob:
+    """Encode the videos of the `plans` (episodes of one bag, time order) into `out_dir`."""
+
+    plans: list[EpisodePlan]
+    cameras: list[str]
+    topics: dict[str, str]  # camera -> image topic
+    keys: dict[str, str]  # camera -> dataset feature key
+    fps: int
+    encoder: Encoder
+    out_dir: Path
+    #: per plan: the frame numbers whose downsampled pixels go into the statistics
+    stat_frames: list[list[int]]
+    #: camera -> (rows, columns) kept by LeRobot's downsampling for statistics
+    stat_pixels: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def make_job(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, str], keys: dict[str, str],
+             shapes: dict[str, tuple[int, int]], fps: int, encoder: Encoder, out_dir: Path) -> BagJob:
+    """A BagJob with LeRobot's statistics sampling (frames and pixels) resolved here."""
+    from lerobot.datasets.compute_stats import auto_downsample_height_width, sample_indices
+
+    pixels = {}
+    for c in cameras:
+        h, w = shapes[c]
+        rows = auto_downsample_height_width(np.broadcast_to(np.arange(h)[None, :, None], (1, h, w)))
+        cols = auto_downsample_height_width(np.broadcast_to(np.arange(w)[None, None, :], (1, h, w)))
+        pixels[c] = (np.array(rows[0, :, 0]), np.array(cols[0, 0, :]))
+    frames = [sample_indices(p.frames) if p.frames >= 2 else [] for p in plans]
+    return BagJob(plans, cameras, topics, keys, fps, encoder, out_dir, frames, pixels)
+
+
+#: Per episode: feature key -> (mp4 path, CHW uint8 frames for the statistics, or None).
+EpisodeVideos = dict[str, tuple[Path, np.ndarray | None]]
+
+
+class _CameraEncoder(threading.Thread):
+    """Encodes one camera's frames of one episode from a queue into `path` (no frame dropped)."""
+
+    def __init__(self, path: Path, fps: int, enc: Encoder, sampled: list[int], pixels: tuple):
+        super().__init__(daemon=True)
+        self.path, self.fps, self.enc = path, fps, enc
+        self.frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.sampled, self.rows, self.cols = set(sampled), pixels[0], pixels[1]
+        self.stat_frames: list[np.ndarray] = []
+        self.error: BaseException | None = None
+        self.count = 0
+
+    def put(self, image: np.ndarray | None) -> None:
+        while self.is_alive():
+            try:
+                self.frames.put(image, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise RuntimeError(f"video encoder for {self.path.name} stopped: {self.error}")
+
+    def run(self) -> None:
+        import av
+
+        try:
+            tb = Fraction(1, self.fps)  # not stream.time_base: the mp4 muxer changes it
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with av.open(str(self.path), "w") as container:
+                stream = None
+                while (img := self.frames.get()) is not None:
+                    if stream is None:
+                        stream = container.add_stream(self.enc.vcodec, self.fps, options=dict(self.enc.options))
+                        stream.pix_fmt = self.enc.pix_fmt
+                        stream.height, stream.width = img.shape[:2]
+                        stream.time_base = tb
+                    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                    frame.pts, frame.time_base = self.count, tb
+                    container.mux(stream.encode(frame))
+                    if self.count in self.sampled:
+                        self.stat_frames.append(img[self.rows][:, self.cols].transpose(2, 0, 1))
+                    self.count += 1
+                if stream is not None:
+                    container.mux(stream.encode())
+        except BaseException as exc:  # noqa: B036 - handed to the reader thread
+            self.error = exc
+            while True:  # unblock a reader waiting for room
+                try:
+                    self.frames.get_nowait()
+                except queue.Empty:
+                    break
+
+    def result(self) -> tuple[Path, np.ndarray | None]:
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"encoding {self.path.parent.name} failed: {self.error}") from self.error
+        return self.path, np.stack(self.stat_frames) if len(self.stat_frames) >= 2 else None
+
+
+def with_stats(videos: EpisodeVideos) -> dict[str, tuple[Path, dict | None]]:
+    """{key: (mp4, per-channel stats (3,) in 0..255 or None)}: LeRobot's get_feature_stats."""
+    from lerobot.datasets.compute_stats import get_feature_stats
+
+    return {k: (path, None if frames is None else get_feature_stats(frames, axis=(0, 2, 3), keepdims=False))
+            for k, (path, frames) in videos.items()}
+
+
+def encode_bag(job: BagJob) -> list[EpisodeVideos]:
+    """Encode every episode of the job; one EpisodeVideos per plan, in order."""
+    os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner per video: errors only
+    logging.getLogger("libav").setLevel(logging.WARNING)  # libx264's statistics per video
+    results: list[EpisodeVideos] = []
+    encoders: dict[str, _CameraEncoder] = {}
+    index = {id(p): i for i, p in enumerate(job.plans)}
+    try:
+        for plan, k, images in iter_frames(job.plans, job.cameras, job.topics):
+            if k == 0:
+                i = index[id(plan)]
+                encoders = {c: _CameraEncoder(job.out_dir / f"ep{i:04d}-{c}" / "video.mp4", job.fps, job.encoder,
+                                              job.stat_frames[i], job.stat_pixels[c]) for c in job.cameras}
+                for e in encoders.values():
+                    e.start()
+            for c in job.cameras:
+                encoders[c].put(images[c])
+            if k == plan.frames - 1:
+                for e in encoders.values():
+                    e.put(None)
+                results.append({job.keys[c]: encoders[c].result() for c in job.cameras})
+                encoders = {}
+    finally:
+        for e in encoders.values():  # an error in the middle of an episode: stop its threads
+            if e.is_alive():
+                e.put(None)
+            e.join()
+    return results
+
+
+class EncodedVideos:
+    """Stands in for LeRobot's StreamingVideoEncoder on a dataset writer.
+
+    LeRobot calls start_episode / feed_frame (ignored: the pixels were encoded by a job)
+    and takes the episode's videos from finish_episode, which returns what `hand_over`
+    put there: {feature key: (mp4 path, raw stats)}. Each mp4 must sit alone in its own
+    directory (LeRobot deletes the directory after moving the video into the dataset).
+    """
+
+    def __init__(self):
+        self._next: dict | None = None
+        self._episode_active = False
+
+    def hand_over(self, videos: EpisodeVideos) -> None:
+        """The next episode's videos (as encode_bag returns them); statistics computed here."""
+        self._next = with_stats(videos)
+
+    def start_episode(self, video_keys, temp_dir, depth_video_keys=None) -> None:
+        self._episode_active = True
+
+    def feed_frame(self, video_key: str, image) -> None:
+        pass
+
+    def finish_episode(self) -> dict:
+        if self._next is None:
+            raise RuntimeError("no encoded videos handed over for this episode")
+        videos, self._next = self._next, None
+        self._episode_active = False
+        return videos
+
+    def cancel_episode(self) -> None:
+        self._next, self._episode_active = None, False
+
+    def close(self) -> None:
+        self.cancel_episode()
+
+
+def make_executor(workers: int) -> cf.Executor:
+    """`workers` spawned processes for encode_bag jobs (a process, not a thread, also for 1:
+    reading a bag is Python work that would otherwise wait for the GIL of the writer)."""
+    pool = cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(max(1, workers)):  # start and import now, while the main process plans the bags
+        pool.submit(_warm_up)
+    return pool
+
+
+def _warm_up() -> None:
+    import av  # noqa: F401
+
