@@ -50,12 +50,11 @@ def read_frames(bag: Path, cameras: tuple[str, ...]) -> dict:
     return frames
 
 
-def bare_encode(frames: dict, out: Path, fps: int, vcodec: str | None) -> float:
+def bare_encode(frames: dict, out: Path, fps: int, settings) -> float:
     """Seconds to encode every camera's frames with PyAV, one thread per camera."""
     import av
-    from lerobot.configs.video import RGBEncoderConfig
 
-    enc = RGBEncoderConfig(vcodec=vcodec) if vcodec else RGBEncoderConfig()
+    enc = settings.encoder_config()  # LeRobot's RGBEncoderConfig
     options = enc.get_codec_options(None, as_strings=True)
     errors: list[BaseException] = []
 
@@ -117,7 +116,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="128x96,320x240,640x480", help="comma-separated WxH")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
-    ap.add_argument("--codecs", default="", help="comma-separated codecs (default: the conversion's default)")
+    ap.add_argument("--codecs", default="", help="comma-separated codec[:preset] (default: the conversion's "
+                    "default), e.g. libsvtav1,h264:ultrafast,hevc:ultrafast")
     ap.add_argument("--workers", type=int, default=1, help="conversion worker processes")
     ap.add_argument("--load-batches", type=int, default=0, help="also time this many training batches")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -134,10 +134,12 @@ def main() -> None:
 
     datasets.disable_progress_bars()
     codecs = [c for c in args.codecs.split(",") if c] or [Options().vcodec or "libsvtav1"]
+    if any(c.count(":") > 1 for c in codecs):
+        ap.error("--codecs: codec[:preset], e.g. h264:ultrafast")
     spec0 = DemoSpec()
     print(f"{os.cpu_count()} CPUs; {args.seconds:.0f} s recordings, {len(spec0.cameras)} cameras rgb8 @ "
           f"{args.fps} fps, {args.storage}; conversion --workers {args.workers}")
-    header = (f"{'size':>8} {'codec':>9} | {'bare fr/s':>9} {'ours fr/s':>9} {'ratio':>5} | "
+    header = (f"{'size':>8} {'codec':>16} | {'bare fr/s':>9} {'ours fr/s':>9} {'ratio':>5} | "
               f"{'x real':>6} {'video MB':>8}" + (f" | {'load ms/batch':>13}" if args.load_batches else ""))
     print(header)
     print("-" * len(header))
@@ -149,11 +151,13 @@ def main() -> None:
             frames = read_frames(bag, spec.cameras)
             n = min(len(v) for v in frames.values())
             for codec in codecs:
-                bare_dir = Path(tmp) / f"bare-{codec}"
+                bare_dir = Path(tmp) / f"bare-{codec.replace(':', '-')}"
                 bare_dir.mkdir()
-                t_bare = bare_encode(frames, bare_dir, args.fps, codec)
-                opts = Options(fps=args.fps, task="bench", vcodec=codec)
-                root = Path(tmp) / f"ds-{codec}"
+                vcodec, _, preset = codec.partition(":")
+                opts = Options(fps=args.fps, task="bench", vcodec=vcodec, preset=int(preset) if preset.isdigit()
+                               else preset or None)
+                t_bare = bare_encode(frames, bare_dir, args.fps, opts.video_settings())
+                root = Path(tmp) / f"ds-{codec.replace(':', '-')}"
                 t = time.perf_counter()
                 result = convert([bag], "bench/conversion", root, opts, log=lambda s: None,
                                  workers=args.workers)
@@ -161,7 +165,7 @@ def main() -> None:
                 ours = result.written_frames / t_ours
                 bare = n / t_bare
                 video = sum(f.stat().st_size for f in (root / "videos").rglob("*.mp4")) / 1e6
-                line = (f"{size:>8} {codec:>9} | {bare:9.1f} {ours:9.1f} {ours / bare:5.2f} | "
+                line = (f"{size:>8} {codec:>16} | {bare:9.1f} {ours:9.1f} {ours / bare:5.2f} | "
                         f"{result.written_frames / args.fps / t_ours:6.2f} {video:8.2f}")
                 if args.load_batches:
                     line += f" | {load_ms_per_batch(root, args.load_batches, args.batch_size):13.1f}"
