@@ -3,9 +3,9 @@
 
     source activate.sh
     python benchmarks/bench_conversion.py                         # 128x96, 320x240, 640x480; LeRobot's codec
-    python benchmarks/bench_conversion.py --sizes 640x480 --codecs h264,hevc,libsvtav1 --load-batches 20
+    python benchmarks/bench_conversion.py --sizes 640x480 --codecs libsvtav1,h264,h264:ultrafast --load-batches 20
 
-For each image size a synthetic demonstration bag (bags.synthetic: joint_states 30 Hz,
+For each image size --bags synthetic demonstration bags (bags.synthetic: joint_states 30 Hz,
 joint_commands 50 Hz, two rgb8 cameras at --fps) is written to a temporary directory.
 Then, on the same recorded frames, for each codec:
 
@@ -54,6 +54,7 @@ def bare_encode(frames: dict, out: Path, fps: int, settings) -> float:
     """Seconds to encode every camera's frames with PyAV, one thread per camera."""
     import av
 
+    av.logging.set_level(av.logging.ERROR)  # libx264's statistics per video
     enc = settings.encoder_config()  # LeRobot's RGBEncoderConfig
     options = enc.get_codec_options(None, as_strings=True)
     errors: list[BaseException] = []
@@ -112,12 +113,13 @@ def load_ms_per_batch(root: Path, batches: int, batch_size: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=4.0, help="recorded duration per size (s)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="recorded duration per bag (s)")
+    ap.add_argument("--bags", type=int, default=1, help="bags (episodes) per size")
     ap.add_argument("--sizes", default="128x96,320x240,640x480", help="comma-separated WxH")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     ap.add_argument("--codecs", default="", help="comma-separated codec[:preset] (default: the conversion's "
-                    "default), e.g. libsvtav1,h264:ultrafast,hevc:ultrafast")
+                    "default), e.g. libsvtav1,h264:ultrafast,libsvtav1:13")
     ap.add_argument("--workers", type=int, default=1, help="conversion worker processes")
     ap.add_argument("--load-batches", type=int, default=0, help="also time this many training batches")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -137,7 +139,7 @@ def main() -> None:
     if any(c.count(":") > 1 for c in codecs):
         ap.error("--codecs: codec[:preset], e.g. h264:ultrafast")
     spec0 = DemoSpec()
-    print(f"{os.cpu_count()} CPUs; {args.seconds:.0f} s recordings, {len(spec0.cameras)} cameras rgb8 @ "
+    print(f"{os.cpu_count()} CPUs; {args.bags} x {args.seconds:.0f} s recordings, {len(spec0.cameras)} cameras rgb8 @ "
           f"{args.fps} fps, {args.storage}; conversion --workers {args.workers}")
     header = (f"{'size':>8} {'codec':>16} | {'bare fr/s':>9} {'ours fr/s':>9} {'ratio':>5} | "
               f"{'x real':>6} {'video MB':>8}" + (f" | {'load ms/batch':>13}" if args.load_batches else ""))
@@ -146,9 +148,13 @@ def main() -> None:
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.lower().split("x"))
         with tempfile.TemporaryDirectory() as tmp:
-            spec = DemoSpec(duration=args.seconds, camera_rate=args.fps, height=h, width=w)
-            bag = write_demo_bag(Path(tmp) / "bag", spec, storage=args.storage)
-            frames = read_frames(bag, spec.cameras)
+            bags = Path(tmp) / "bags"
+            frames: dict = {}
+            for b in range(args.bags):
+                spec = DemoSpec(duration=args.seconds, t0=100.0 + 1000 * b, camera_rate=args.fps, height=h, width=w)
+                bag = write_demo_bag(bags / f"episode_{b:03d}", spec, storage=args.storage)
+                for c, imgs in read_frames(bag, spec.cameras).items():
+                    frames.setdefault(c, []).extend(imgs)
             n = min(len(v) for v in frames.values())
             for codec in codecs:
                 bare_dir = Path(tmp) / f"bare-{codec.replace(':', '-')}"
@@ -159,7 +165,7 @@ def main() -> None:
                 t_bare = bare_encode(frames, bare_dir, args.fps, opts.video_settings())
                 root = Path(tmp) / f"ds-{codec.replace(':', '-')}"
                 t = time.perf_counter()
-                result = convert([bag], "bench/conversion", root, opts, log=lambda s: None,
+                result = convert([bags], "bench/conversion", root, opts, log=lambda s: None,
                                  workers=args.workers)
                 t_ours = time.perf_counter() - t
                 ours = result.written_frames / t_ours

@@ -52,10 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-frames", type=int, default=d.min_frames,
                    help="shorter episodes are a problem (default %(default)s)")
     p.add_argument("--vcodec", choices=VCODECS, default=d.vcodec,
-                   help="video codec (default: LeRobot's, libsvtav1; speed, size and training "
-                   "data-loading time of each: README 'Data pipeline speed')")
+                   help="video codec (default %(default)s; LeRobot's own default is libsvtav1; speed, "
+                   "size and training data-loading time of each: README 'Data pipeline speed')")
     p.add_argument("--preset", default=d.preset,
-                   help="encoder speed preset: libsvtav1 0..13 (LeRobot's default 12), h264/hevc "
+                   help="encoder speed preset: libsvtav1 0..13 (LeRobot's default 12), h264 "
                    "ultrafast..veryslow (default: the codec's own, medium)")
     p.add_argument("--workers", type=int, default=1,
                    help="bags encoded at once, each in its own process beside the writer (more than 1 "

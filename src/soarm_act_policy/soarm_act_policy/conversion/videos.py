@@ -81,6 +81,7 @@ class Encoder:
 
         enc = settings.encoder_config()
         encoder = cls(enc.vcodec, enc.pix_fmt, enc.get_codec_options(None, as_strings=True))
+        logging.getLogger("libav").setLevel(logging.WARNING)  # libx264's statistics of the try
         try:
             with av.open(io.BytesIO(), "w", format="mp4") as container:
                 stream = container.add_stream(encoder.vcodec, 30, options=dict(encoder.options))
