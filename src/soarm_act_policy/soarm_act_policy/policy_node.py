@@ -276,7 +276,7 @@ class PolicyNode(Node):
         if result.state == RUNNING:
             self._publish_plan(time_msg(result.plan_time), result.plan)
         elif result.hold_started and self._joint_msg is not None:
-            self._publish_hold(stamp)
+            self._publish_hold()
         if result.state == ERROR and result.hold_started:
             self.get_logger().error(result.hold_reason)
         self._publish_status(stamp, result, counters)
@@ -294,14 +294,15 @@ class PolicyNode(Node):
         if self.params["publish_planned_path"]:
             self._publish_path(stamp, plan)
 
-    def _publish_hold(self, stamp):
-        """One point at the measured position: the arm stops where it is."""
+    def _publish_hold(self):
+        """One point at the measured position: the arm stops where it is. Stamped 0 (execute on
+        receipt, as joint_trajectory_controller reads it): a hold must not depend on the clocks of
+        two machines agreeing, and the driver rejects a stamped trajectory that ends in the past."""
         try:
             q = self.builder.state(self._joint_msg)
         except KeyError:
             return
         msg = JointTrajectory()
-        msg.header.stamp = stamp
         msg.joint_names = list(self.mapping.joint_names)
         msg.points.append(
             JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=duration_msg(self.period)))
