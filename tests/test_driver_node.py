@@ -336,8 +336,13 @@ def test_task_success_published_once_per_episode(start_node, ros_node):
         assert successes().count(index) == 1  # once, although the task keeps reporting success
 
 
-def test_invalid_configuration_exits_with_clear_message(start_node):
-    proc = start_node("soarm_driver", "driver", params={"backend": "nope"})
+@pytest.mark.parametrize("params, message", [
+    ({"backend": "nope"}, "unknown backend 'nope'"),
+    ({"backend": "mock", "real_time_factor": 0.0}, "real_time_factor must be > 0"),
+    ({"backend": "mock", "cameras.front.width": 0}, "(cameras.front.width/height/fps)"),
+])
+def test_invalid_configuration_exits_with_clear_message(start_node, params, message):
+    proc = start_node("soarm_driver", "driver", params=params)
     proc.proc.wait(timeout=60)
     assert proc.proc.returncode == 2
-    assert "unknown backend 'nope'" in proc.log() and "Traceback" not in proc.log()
+    assert message in proc.log() and "Traceback" not in proc.log()

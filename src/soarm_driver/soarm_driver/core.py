@@ -15,6 +15,10 @@ Contract (the driver node is only wiring around it):
 - `command(...)`, `request_enable(...)`, `request_reset(...)` and `status()` are safe to
   call from other threads (ROS callbacks): commands are validated and queued, service
   requests are queued and answered by `tick` (wait on the returned `Request`).
+- Pacing: the caller calls `tick` every `wall_period` wall seconds (one control period;
+  simulated backends: divided by `real_time_factor`). Every `status_period` wall seconds,
+  and whenever the status changed, the output carries the status to publish; every
+  `status_period` also the measured ticks per wall second (for /diagnostics).
 - States: CONNECTING (before the first connection), ENABLED, DISABLED (torque off),
   ERROR (persistent backend failure; reconnecting). Documented in docs/interfaces.md ("driver").
 - Backend errors: a `BackendError` in a tick starts a grace period of `bus_error_grace`
@@ -99,13 +103,18 @@ class DriverConfig:
     bus_error_grace: float = BUS_ERROR_GRACE
     max_trajectory_points: int = MAX_TRAJECTORY_POINTS
     max_trajectory_duration: float = MAX_TRAJECTORY_DURATION
+    #: Wall seconds between periodic status outputs (also sent on every change) and tick rate reports.
+    status_period: float = 1.0
+    #: Simulated backends: sim seconds per wall second (the pacing of `tick`); ignored by real ones.
+    real_time_factor: float = 1.0
 
     def __post_init__(self):
         self.home_pose = np.asarray(self.home_pose, dtype=float)
         if self.home_pose.shape != (6,) or not self.limits.contains(self.home_pose):
             raise ValueError(f"home_pose must be 6 values inside the joint limits, got {self.home_pose.tolist()}")
-        if self.control_rate_hz <= 0 or self.state_rate_hz <= 0:
-            raise ValueError("control_rate_hz and state_rate_hz must be > 0")
+        for name in ("control_rate_hz", "state_rate_hz", "status_period", "real_time_factor"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("bus_error_grace", "max_trajectory_points", "max_trajectory_duration"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
@@ -189,8 +198,13 @@ class TickOutput:
     objects: dict | None = None
     #: Camera frames due this tick.
     frames: dict[str, CameraFrame] = field(default_factory=dict)
-    #: The status changed (state, reset, stages): publish it now.
+    #: The status changed (state, reset, stages) this tick.
     status_changed: bool = False
+    #: The status to publish (~/status): when it changed, and every `status_period` wall seconds.
+    status: DriverStatus | None = None
+    #: Ticks per wall second since the previous report, every `status_period` wall seconds
+    #: (publish /diagnostics then); None on other ticks.
+    tick_rate: float | None = None
 
 
 @dataclass
@@ -237,6 +251,13 @@ class DriverCore:
         self._bus_error_first = ""  # the error that started that run
         self._state_schedule = RateSchedule(config.state_rate_hz, slack=config.period)
         self._frame_schedules = {c.name: RateSchedule(c.fps, slack=config.period) for c in config.cameras}
+        self._next_report: float | None = None  # wall time of the next periodic status / tick rate
+        self._report_ticks, self._report_since = 0, 0.0  # ticks since the last report, its wall time
+
+    @property
+    def wall_period(self) -> float:
+        """Wall seconds between ticks: one control period, divided by `real_time_factor` when simulated."""
+        return self.config.period / (self.config.real_time_factor if self.simulated else 1.0)
 
     # ------------------------------------------------------------------ any thread
     def status(self) -> DriverStatus:
@@ -323,7 +344,20 @@ class DriverCore:
             else:
                 self._bus_recovered(wall)
         out.status_changed, self._status_changed = self._status_changed, False
+        self._report(wall, out)
         return out
+
+    def _report(self, wall: float, out: TickOutput) -> None:
+        """Status on change and every status_period; the tick rate every status_period."""
+        self._report_ticks += 1
+        if self._next_report is None:  # first tick: one nominal period since the start
+            self._report_since = wall - self.wall_period
+        if self._next_report is None or wall >= self._next_report:
+            self._next_report = wall + self.config.status_period
+            out.tick_rate = self._report_ticks / max(wall - self._report_since, 1e-9)
+            self._report_ticks, self._report_since = 0, wall
+        if out.status_changed or out.tick_rate is not None:
+            out.status = self.status()
 
     def close(self) -> None:
         """Fail what is pending and release the backend (safe to call twice)."""

@@ -1,13 +1,11 @@
 """The driver's `/diagnostics` (diagnostic_msgs/DiagnosticArray, read by rqt_robot_monitor and
 Foxglove): one DiagnosticStatus, "<node>: robot backend", built from the core's status and the
-measured control rate. Levels: ERROR in state ERROR, WARN while connecting, while holding after a
-path tolerance violation or when the control loop runs below 80 % of its rate, OK otherwise.
-Documented in docs/interfaces.md ("driver").
+control rate it measured (`TickOutput.tick_rate`). Levels: ERROR in state ERROR, WARN while
+connecting, while holding after a path tolerance violation or when the control loop runs below
+80 % of its rate, OK otherwise. Documented in docs/interfaces.md ("driver").
 """
 
 from __future__ import annotations
-
-import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -16,23 +14,6 @@ from soarm_driver.ros_support import time_msg
 
 #: Below this fraction of the expected tick rate the control loop is reported as late (WARN).
 SLOW_FRACTION = 0.8
-
-
-class RateMeter:
-    """Counts events; `rate()` is the events per wall second since the previous call (ROS-free)."""
-
-    def __init__(self):
-        self._count = 0
-        self._since = time.monotonic()
-
-    def tick(self) -> None:
-        self._count += 1
-
-    def rate(self) -> float:
-        now = time.monotonic()
-        elapsed, count = now - self._since, self._count
-        self._since, self._count = now, 0
-        return count / elapsed if elapsed > 0 else 0.0
 
 
 def level_and_message(status: DriverStatus, expected_rate: float, measured_rate: float) -> tuple[bytes, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -40,11 +39,12 @@ from soarm_driver.core import (
     DriverConfig, DriverCore, TickOutput,
 )
 from soarm_driver.joint_limits import JointLimits
-from soarm_driver.diagnostics import RateMeter, driver_diagnostics
-from soarm_driver.messages import camera_msgs, driver_status, episode_event, joint_state, object_markers
+from soarm_driver.diagnostics import driver_diagnostics
+from soarm_driver.messages import (
+    TrajectoryPoints, camera_msgs, driver_status, episode_event, joint_state, object_markers,
+)
 from soarm_driver.ros_support import (
-    EXIT_CONFIG, EXIT_OK, ConfigurationError, declare_parameter, declare_parameters, duration_seconds, time_msg,
-    time_seconds,
+    EXIT_CONFIG, EXIT_OK, core_log, declare_parameter, declare_parameters, time_msg, time_seconds,
 )
 from soarm_driver.robot import HOME_POSE, LOWER_LIMITS, UPPER_LIMITS
 from soarm_driver.schedule import WallPacer
@@ -88,29 +88,21 @@ PARAMETERS = [
      "Latest end of a joint_trajectory, in seconds after its receipt (a far-future stamp or a long trajectory); "
      "a later one is rejected (0: no limit)."),
 ]
-
-
-class _Points(Sequence):
-    """JointTrajectory points as (time_from_start s, positions, velocities), each converted when read:
-    a trajectory over `max_trajectory_points` is rejected before any point is converted."""
-
-    def __init__(self, points):
-        self._points = points
-
-    def __len__(self) -> int:
-        return len(self._points)
-
-    def __getitem__(self, i):
-        pt = self._points[i]
-        return duration_seconds(pt.time_from_start), list(pt.positions), list(pt.velocities)
+#: Per camera, `cameras.<name>.<key>`, in CameraSpec's field order.
+CAMERA_PARAMETERS = [
+    ("width", 640, "image width (px)."),
+    ("height", 480, "image height (px)."),
+    ("fps", 30.0, "frame rate (Hz)."),
+    ("source", "", "MuJoCo camera name (sim) or OpenCV index/path (feetech)."),
+]
 
 
 class DriverNode(Node):
+    """The `driver` node: PARAMETERS -> DriverConfig, topics and services -> DriverCore (module docstring)."""
+
     def __init__(self):
         super().__init__("driver")
         self.params = p = declare_parameters(self, PARAMETERS)
-        if p["real_time_factor"] <= 0:
-            raise ConfigurationError("real_time_factor must be > 0")
         self.cameras = self._camera_specs(p["camera_names"])
         self.config = DriverConfig(
             limits=JointLimits(p["joint_lower_limits"], p["joint_upper_limits"], p["max_joint_velocity"]),
@@ -119,7 +111,8 @@ class DriverNode(Node):
             task=p["task"], reconnect_period=p["reconnect_period"], backend=p["backend"],
             path_tolerance=p["path_tolerance"], path_tolerance_duration=p["path_tolerance_duration"],
             bus_error_grace=p["bus_error_grace"], max_trajectory_points=p["max_trajectory_points"],
-            max_trajectory_duration=p["max_trajectory_duration"],
+            max_trajectory_duration=p["max_trajectory_duration"], status_period=p["status_period"],
+            real_time_factor=p["real_time_factor"],
         )
         backend_params = {
             "cameras": list(self.cameras), "control_period": self.config.period, "home_pose": list(p["home_pose"]),
@@ -170,18 +163,9 @@ class DriverNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _camera_specs(self, names) -> list[CameraSpec]:
-        specs = []
-        for name in filter(None, names):
-            pre = f"cameras.{name}."
-            w, h, fps, src = (declare_parameter(self, pre + key, default, f"Camera {name}: {desc}") for key, default,
-                              desc in (
-                ("width", 640, "image width (px)."), ("height", 480, "image height (px)."), ("fps", 30.0,
-                                                                                             "frame rate (Hz)."),
-                ("source", "", "MuJoCo camera name (sim) or OpenCV index/path (feetech).")))
-            if w <= 0 or h <= 0 or fps <= 0:
-                raise ConfigurationError(f"camera {name}: width, height and fps must be > 0")
-            specs.append(CameraSpec(name=name, width=int(w), height=int(h), fps=float(fps), source=str(src)))
-        return specs
+        """One CameraSpec per name from its `cameras.<name>.*` parameters (CAMERA_PARAMETERS)."""
+        return [CameraSpec(name, *(declare_parameter(self, f"cameras.{name}.{key}", default, f"Camera {name}: {desc}")
+                                   for key, default, desc in CAMERA_PARAMETERS)) for name in filter(None, names)]
 
     def _backend_parameters(self, backend: str) -> dict:
         """The `<backend>.*` parameters given in the params file / command line, prefix stripped."""
@@ -200,7 +184,7 @@ class DriverNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        self.core.command(msg.joint_names, _Points(msg.points), time_seconds(msg.header.stamp), self._now())
+        self.core.command(msg.joint_names, TrajectoryPoints(msg.points), time_seconds(msg.header.stamp), self._now())
 
     def _on_enable(self, request, response):
         answer = self.core.request_enable(request.data)
@@ -215,43 +199,23 @@ class DriverNode(Node):
         response.episode_index, response.seed_used = answer.episode_index, answer.seed_used
         return response
 
-    def _log(self, level: str, text: str) -> None:
-        # one call site per severity: rclpy refuses a call site whose severity changes
-        logger = self.get_logger()
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        else:
-            logger.info(text)
-
     # ------------------------------------------------------------------ control thread
     def _control_thread(self, backend_params: dict) -> None:
         try:
-            self.core = DriverCore(self.config, make_backend(self.params["backend"], backend_params), self._log)
+            self.core = DriverCore(self.config, make_backend(self.params["backend"], backend_params),
+                                   core_log(self.get_logger()))
         except BaseException as e:
             self._build_error = e
             self._built.set()
             return
         self._built.set()
         self._ready.wait()  # publishers exist
-        rtf = self.params["real_time_factor"] if self.core.simulated else 1.0
-        pacer, ticks = WallPacer(self.config.period / rtf), RateMeter()
-        next_status = 0.0
+        pacer = WallPacer(self.core.wall_period)
         try:
             while self._running and self.context.ok():
-                wall = pacer.wait()
-                out = self.core.tick(wall, self._now())
-                ticks.tick()
+                out = self.core.tick(pacer.wait(), self._now())
                 try:
                     self._publish(out)
-                    if out.status_changed or wall >= next_status:
-                        self.pub_status.publish(driver_status(self.core.status(), out.now))
-                    if wall >= next_status:
-                        next_status = wall + self.params["status_period"]
-                        self.pub_diagnostics.publish(driver_diagnostics(
-                            self.get_name(), self.core.status(), self.config.control_rate_hz,
-                            self.config.control_rate_hz * rtf, ticks.rate(), out.now))
                 except Exception as e:
                     if not (self._running and self.context.ok()):
                         break  # shutting down (Ctrl-C invalidates the context under us)
@@ -274,6 +238,11 @@ class DriverNode(Node):
             image, info = camera_msgs(name, frame.image, frame.intrinsics, out.now)
             self.pub_images[name].publish(image)
             self.pub_infos[name].publish(info)
+        if out.status is not None:
+            self.pub_status.publish(driver_status(out.status, out.now))
+        if out.tick_rate is not None:
+            self.pub_diagnostics.publish(driver_diagnostics(self.get_name(), out.status, self.config.control_rate_hz,
+                                                            1.0 / self.core.wall_period, out.tick_rate, out.now))
 
     def destroy_node(self):
         self._running = False

@@ -1,15 +1,17 @@
-"""ROS messages the driver publishes, built from plain values (no node state)."""
+"""ROS messages the driver publishes, built from plain values (no node state), and the one it
+receives (joint_trajectory) read as plain values."""
 
 from __future__ import annotations
 
 import array
+from collections.abc import Sequence
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from soarm_msgs.msg import DriverStatus, EpisodeEvent
 from visualization_msgs.msg import Marker, MarkerArray
 
-from soarm_driver.ros_support import time_msg
+from soarm_driver.ros_support import duration_seconds, time_msg
 
 
 def joint_state(names, now: float, q, v=None) -> JointState:
@@ -99,3 +101,19 @@ def episode_event(event, now: float) -> EpisodeEvent:
     msg.seed = event.seed
     msg.stages = event.stages
     return msg
+
+
+class TrajectoryPoints(Sequence):
+    """The points of a trajectory_msgs/JointTrajectory as (time_from_start s, positions, velocities),
+    the form `DriverCore.command` takes. Each point is converted when read, so a trajectory over
+    `max_trajectory_points` is rejected before any point is converted."""
+
+    def __init__(self, points):
+        self._points = points
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __getitem__(self, i):
+        pt = self._points[i]
+        return duration_seconds(pt.time_from_start), list(pt.positions), list(pt.velocities)

@@ -10,6 +10,7 @@ service calls, exit codes.
 - `call_service`: wait for the server once per client, give discovery `SETTLE_TIME` more
   (a response sent before the server has matched the client's reader is lost, seen with
   Fast DDS under CPU load), call, wait for the answer with a deadline.
+- `core_log`: the `log(level, text)` callable the ROS-free cores take, on a node's logger.
 - `main()` exit codes of the package's executables: `EXIT_OK` (0: stopped normally,
   Ctrl-C included), `EXIT_FAILURE` (1: a run that could not do its job, e.g. a teleop
   session whose driver is gone), `EXIT_CONFIG` (2: refused configuration, message on
@@ -79,6 +80,25 @@ def duration_msg(seconds: float):
 def duration_seconds(msg) -> float:
     """builtin_interfaces/Duration -> float seconds (may be negative)."""
     return Duration.from_msg(msg).nanoseconds * 1e-9
+
+
+# ---------------------------------------------------------------------------- logging
+def core_log(logger):
+    """`log(level, text)` on `logger` for the ROS-free cores: level "error", "warning" (or
+    "warn"), "debug", anything else info. One call site per severity: rclpy refuses a call
+    site whose severity changes ("Logger severity cannot be changed between calls")."""
+
+    def log(level: str, text: str) -> None:
+        if level == "error":
+            logger.error(text)
+        elif level in ("warning", "warn"):
+            logger.warning(text)
+        elif level == "debug":
+            logger.debug(text)
+        else:
+            logger.info(text)
+
+    return log
 
 
 # ---------------------------------------------------------------------------- services

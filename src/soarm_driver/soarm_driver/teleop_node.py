@@ -34,7 +34,7 @@ from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.robot import JOINT_NAMES
 from soarm_driver.ros_support import (
-    EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigurationError, ServiceError, SpinThread, call_service,
+    EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigurationError, ServiceError, SpinThread, call_service, core_log,
     declare_parameters, duration_msg, time_seconds,
 )
 
@@ -96,21 +96,8 @@ class TeleopNode(Node):
         from soarm_driver.sim.episode_runner import EpisodeRunner
         from soarm_driver.sim.expert import ScriptedExpert
 
-        logger = self.get_logger()
-        # One call site per severity: rclpy refuses a call site whose severity changes
-        # ("Logger severity cannot be changed between calls").
-
-        def log(level, text):
-            if level == "error":
-                logger.error(text)
-            elif level in ("warning", "warn"):
-                logger.warning(text)
-            elif level == "debug":
-                logger.debug(text)
-            else:
-                logger.info(text)
-
-        self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time, log)
+        self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time,
+                                            core_log(self.get_logger()))
         group = ReentrantCallbackGroup()
         events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)

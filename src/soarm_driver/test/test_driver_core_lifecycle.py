@@ -182,6 +182,31 @@ def test_config_refuses_a_home_pose_outside_the_limits():
         DriverConfig(limits=JointLimits(), home_pose=[0, 0, 0, 0, 0, 9.0])
 
 
+@pytest.mark.parametrize("field", ["real_time_factor", "status_period", "control_rate_hz"])
+def test_config_refuses_rates_and_periods_that_are_not_positive(field):
+    with pytest.raises(ValueError, match=f"{field} must be > 0"):
+        DriverConfig(limits=JointLimits(), home_pose=[0.0] * 6, **{field: 0.0})
+
+
+def test_camera_spec_refuses_an_empty_image_naming_the_parameters():
+    with pytest.raises(ValueError, match=r"cameras\.front\.width/height/fps"):
+        CameraSpec("front", 0, 480)
+
+
+def test_status_on_change_and_every_status_period_with_the_tick_rate():
+    h = Harness(config={"status_period": 0.5})
+    first = h.tick()  # connects: status changed, and the first report
+    assert first.status.state == ENABLED and first.tick_rate == pytest.approx(RATE)
+    h.until(lambda: h.outputs[-1].tick_rate is not None, what="the periodic report")
+    between = h.outputs[1:-1]
+    assert len(between) in (28, 29, 30) and all(o.status is None and o.tick_rate is None for o in between)
+    assert h.outputs[-1].status.state == ENABLED and h.outputs[-1].tick_rate == pytest.approx(RATE, rel=0.05)
+    h.core.request_enable(False)
+    off = h.tick()  # a change between reports is sent at once, without a tick rate
+    assert off.status.state == DISABLED and off.tick_rate is None
+    assert h.core.wall_period == pytest.approx(1.0 / RATE)  # real-time backend: real_time_factor ignored
+
+
 # ---------------------------------------------------------------- path tolerance (stall detection)
 class FrozenJointMock(MockBackend):
     """The mock with joints that stop following their goal (a stalled servo, an obstacle)."""

@@ -47,6 +47,11 @@ class CameraSpec:
     #: device path (feetech); unused by mock.
     source: str = ""
 
+    def __post_init__(self):
+        if not (self.width > 0 and self.height > 0 and self.fps > 0):
+            raise ValueError(f"camera {self.name}: width, height and fps must be > 0 "
+                             f"(cameras.{self.name}.width/height/fps), got {self.width}x{self.height} at {self.fps}")
+
 
 @dataclass
 class CameraFrame:
