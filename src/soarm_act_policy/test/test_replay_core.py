@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from soarm_act_policy.joints import JOINT_NAMES
-from soarm_act_policy.replay.core import (ReplayError, ReplayResult, Timeline, WindowPlanner, feature_names,
+from soarm_act_policy.replay.core import (ReplayError, ReplayResult, Timeline, WindowSchedule, feature_names,
                                           format_table, guess_units, joint_columns, lead_in_time, load_dataset,
                                           make_window, state_error, summarize)
 
@@ -48,21 +48,21 @@ def test_windows_are_stamped_when_their_first_point_is_due():
     assert tl.next_due(1e9) == n
 
 
-def test_planner_never_lets_the_plan_run_out():
+def test_schedule_never_lets_the_published_trajectory_run_out():
     """Polled every 2 ms of a clock: windows every period, each from the next due frame,
-    and at every moment the published plan reaches past the next publication."""
+    and at every moment the published trajectory reaches past the next publication."""
     fps, n, period, size = 30.0, 200, 0.1, 30
     actions = np.random.default_rng(0).normal(size=(n, 6))
     tl = Timeline(origin=12.34, fps=fps, frames=n)
-    planner = WindowPlanner(actions, tl, size, period)
+    schedule = WindowSchedule(actions, tl, size, period)
     t = tl.origin + 0.004  # the first poll comes a little after frame 0 is due
     sent = []
-    while not planner.finished and t < tl.end + 1:
-        w = planner.poll(t)
+    while not schedule.finished and t < tl.end + 1:
+        w = schedule.poll(t)
         if w is not None:
             sent.append((t, w))
         t += 0.002
-    assert planner.finished
+    assert schedule.finished
     first_t, first = sent[0]
     assert first.first == 0 and first.stamp == pytest.approx(tl.origin)  # frame 0, even if just past
     for (t_pub, w), nxt in zip(sent, sent[1:] + [(None, None)]):
@@ -95,8 +95,8 @@ def test_lead_in_moves_to_the_first_frame_first():
     assert lead_in_time(np.zeros(6), actions[0], 0.5, 0.05, available=2.0) == 0.0
     t_started = 3.0
     tl = Timeline(t_started + lead, 30.0, 50)
-    planner = WindowPlanner(actions, tl, 30, 0.1, first_stamp=t_started)
-    w = planner.poll(t_started + 0.01)
+    schedule = WindowSchedule(actions, tl, 30, 0.1, first_stamp=t_started)
+    w = schedule.poll(t_started + 0.01)
     assert w.stamp == t_started and w.times_from_start[0] == pytest.approx(lead)
     assert np.all(np.diff(w.times_from_start) > 0)
 
@@ -180,7 +180,7 @@ def test_load_our_dataset_with_seeds(tmp_path):
     d = load_dataset("soarm_test/replay", tmp_path / "ds")
     assert d.units == "radians" and [e.seed for e in d.episodes] == [7, 8]
     assert [e.task for e in d.episodes] == ["pick", "place"]
-    for ep, plan in zip(d.episodes, result.episodes):
-        np.testing.assert_allclose(ep.actions, plan.action, atol=1e-6)
-        np.testing.assert_allclose(ep.states, plan.state, atol=1e-6)
-        assert ep.start_offset_s == pytest.approx(plan.start_offset_s)
+    for ep, converted in zip(d.episodes, result.episodes):
+        np.testing.assert_allclose(ep.actions, converted.action, atol=1e-6)
+        np.testing.assert_allclose(ep.states, converted.state, atol=1e-6)
+        assert ep.start_offset_s == pytest.approx(converted.start_offset_s)

@@ -1,4 +1,4 @@
-"""The driver's per-tick arm logic (ROS-free): trajectory following, safety limits,
+"""The driver's per-tick arm logic (ROS-free): trajectory playback, safety limits,
 watchdog, enable state. The node feeds it commands and measured positions and sends
 the goal it returns to the backend.
 """
@@ -11,7 +11,7 @@ import numpy as np
 
 from soarm_driver.command_validation import TrajectoryCommand
 from soarm_driver.joint_limits import JointLimits, LimitResult
-from soarm_driver.trajectory_follower import TrajectoryFollower
+from soarm_driver.trajectory_playback import TrajectoryPlayback
 from soarm_driver.watchdog import CommandWatchdog
 
 #: A goal closer than this to its target (rad, every joint) counts as reached.
@@ -28,7 +28,7 @@ class StepResult:
 class ArmController:
     def __init__(self, limits: JointLimits, command_timeout: float):
         self.limits = limits
-        self.follower = TrajectoryFollower()
+        self.playback = TrajectoryPlayback()
         self.watchdog = CommandWatchdog(command_timeout)
         self.enabled = False
         self.goal: np.ndarray | None = None
@@ -37,7 +37,7 @@ class ArmController:
 
     def sync(self, measured: np.ndarray) -> None:
         """Forget every command and hold where the arm is (connect, enable, disable)."""
-        self.follower.clear()
+        self.playback.clear()
         self.watchdog.reset()
         self.goal = self.limits.clamp(measured)
 
@@ -49,7 +49,7 @@ class ArmController:
         """Accept a validated trajectory received at `now`; returns its start time."""
         self.watchdog.on_command(now)
         self.command_seq += 1
-        return self.follower.submit(cmd, now, self.goal)
+        return self.playback.submit(cmd, now, self.goal)
 
     def move_to(self, target: np.ndarray, speed: float, now: float) -> float:
         """Move to `target` along a straight joint-space line at `speed` rad/s (the
@@ -57,17 +57,17 @@ class ArmController:
         target = self.limits.clamp(target)
         duration = max(float(np.max(np.abs(target - self.goal))) / max(speed, 1e-6), 0.05)
         cmd = TrajectoryCommand(times=np.array([duration]), positions=target[None, :], velocities=None, stamp=None)
-        self.follower.submit(cmd, now, self.goal)
+        self.playback.submit(cmd, now, self.goal)
         self.watchdog.reset()
         return duration
 
     def hold(self) -> None:
-        self.follower.clear()
+        self.playback.clear()
 
     def motion_in_progress(self, now: float) -> bool:
-        if not self.follower.finished(now):
+        if not self.playback.finished(now):
             return True
-        target = self.follower.final_position()
+        target = self.playback.final_position()
         return target is not None and not self.reached(target)
 
     def reached(self, target: np.ndarray, tol: float = REACHED_TOL) -> bool:
@@ -77,8 +77,8 @@ class ArmController:
         """The goal to send at `now` (dt: seconds since the previous step)."""
         tripped = self.watchdog.check(now, self.motion_in_progress(now))
         if tripped:
-            self.follower.clear()
-        desired = self.follower.sample(now, self.goal)
+            self.playback.clear()
+        desired = self.playback.sample(now, self.goal)
         if desired is None:
             desired = self.goal
         res = self.limits.apply(self.goal, desired, dt)

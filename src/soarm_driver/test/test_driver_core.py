@@ -1,4 +1,4 @@
-"""Unit tests of the driver's ROS-free core: limits, validation, trajectory following,
+"""Unit tests of the driver's ROS-free core: limits, validation, trajectory playback,
 watchdog, the per-tick arm controller."""
 
 import math
@@ -12,7 +12,7 @@ from soarm_driver.command_validation import CommandError, TrajectoryCommand, val
 from soarm_driver.joint_limits import JointLimits
 from soarm_driver.path_tolerance import PathToleranceMonitor
 from soarm_driver.robot import LOWER_LIMITS, UPPER_LIMITS
-from soarm_driver.trajectory_follower import TrajectoryFollower
+from soarm_driver.trajectory_playback import TrajectoryPlayback
 from soarm_driver.watchdog import CommandWatchdog
 
 N = len(JOINT_NAMES)
@@ -91,9 +91,9 @@ def test_validation_rejects_bad_commands(names, points, match):
         validate_trajectory(names, points)
 
 
-# ---------------------------------------------------------------- trajectory follower
+# ---------------------------------------------------------------- trajectory playback
 def test_linear_interpolation_from_anchor_and_between_points():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([1.0, 2.0], [[1.0] * 6, [3.0] * 6]), now=10.0, current_goal=np.zeros(N))
     assert f.sample(10.0, np.zeros(N)) == pytest.approx(np.zeros(N))
     assert f.sample(10.5, None) == pytest.approx(np.full(N, 0.5))  # anchor -> point 0
@@ -104,14 +104,14 @@ def test_linear_interpolation_from_anchor_and_between_points():
 
 
 def test_stamped_trajectory_is_timed_from_its_stamp():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([1.0, 2.0], [[1.0] * 6, [2.0] * 6], stamp=9.0), now=10.0, current_goal=np.zeros(N))
     # start 9.0: point 0 at 10.0 already passed, at 10.5 we are halfway to point 1
     assert f.sample(10.5, None) == pytest.approx(np.full(N, 1.5))
 
 
 def test_cubic_interpolation_when_velocities_given():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     cmd = traj([1.0, 2.0], [[0.0] * 6, [1.0] * 6], velocities=[[0.0] * 6, [0.0] * 6])
     f.submit(cmd, now=0.0, current_goal=np.zeros(N))
     # Hermite with zero end velocities: smoothstep 3s^2 - 2s^3
@@ -120,7 +120,7 @@ def test_cubic_interpolation_when_velocities_given():
 
 
 def test_newer_trajectory_replaces_rest_from_its_start_time():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([4.0], [4.0] * 6), now=0.0, current_goal=np.zeros(N))
     assert f.sample(1.0, None)[0] == pytest.approx(1.0)
     # a new trajectory stamped to start at t=2: the old one runs until then
@@ -132,7 +132,7 @@ def test_newer_trajectory_replaces_rest_from_its_start_time():
 
 
 def test_receipt_time_trajectory_replaces_immediately():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([4.0], [4.0] * 6), now=0.0, current_goal=np.zeros(N))
     f.sample(1.0, None)
     f.submit(traj([1.0], [0.0] * 6), now=1.0, current_goal=np.full(N, 1.0))
@@ -141,7 +141,7 @@ def test_receipt_time_trajectory_replaces_immediately():
 
 
 def test_single_point_zero_time_is_a_position_command():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([0.0], [0.7] * 6), now=5.0, current_goal=np.zeros(N))
     assert f.sample(5.0, None) == pytest.approx(np.full(N, 0.7))
 
@@ -238,7 +238,7 @@ def test_move_to_home_is_timed_by_speed():
 
 
 def test_waiting_trajectories_run_in_start_order_until_replaced():
-    f = TrajectoryFollower()
+    f = TrajectoryPlayback()
     f.submit(traj([2.0], [2.0] * 6, stamp=1.0), now=0.0, current_goal=np.zeros(N))
     f.submit(traj([1.0], [-1.0] * 6, stamp=2.0), now=0.0, current_goal=np.zeros(N))
     assert f.sample(0.5, np.zeros(N)) is None  # nothing started yet: the caller holds
@@ -247,7 +247,7 @@ def test_waiting_trajectories_run_in_start_order_until_replaced():
     assert f.sample(2.0, np.full(N, 1.0))[0] == pytest.approx(1.0)  # second takes over at its start
     assert f.sample(3.0, None)[0] == pytest.approx(-1.0)
     # a newer trajectory starting earlier drops a waiting one that starts later
-    g = TrajectoryFollower()
+    g = TrajectoryPlayback()
     g.submit(traj([1.0], [5.0] * 6, stamp=3.0), now=0.0, current_goal=np.zeros(N))
     g.submit(traj([1.0], [1.0] * 6, stamp=1.0), now=0.0, current_goal=np.zeros(N))
     assert g.sample(10.0, np.zeros(N))[0] == pytest.approx(1.0)

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.window * args.publish_rate < 2:
         print("replay: error: --window must cover at least two publish periods (window x publish-rate >= 2) "
-              "so the driver never runs off the end of the plan", file=sys.stderr)
+              "so the driver never runs off the end of what was published", file=sys.stderr)
         return 2
     ranges = None
     if args.joint_ranges:

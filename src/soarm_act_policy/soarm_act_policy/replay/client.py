@@ -4,7 +4,7 @@ Built on the evaluation client (`evaluation.client.EvalClient`: service calls th
 the server and settle, the /clock wait, `episode_events` and `joint_states` collection);
 it adds the `joint_trajectory` publisher and the per-episode sequence:
 `reset_episode` (the episode's seed, randomize) -> STARTED -> windows of recorded actions
-timed from STARTED (`core.WindowPlanner`) -> hold -> result (SUCCESS event, stages, state
+timed from STARTED (`core.WindowSchedule`) -> hold -> result (SUCCESS event, stages, state
 error against `observation.state`).
 """
 
@@ -24,7 +24,7 @@ from soarm_msgs.srv import ResetEpisode
 from ..evaluation.client import EvalClient, EvalSettings, EvaluationError
 from ..joints import JOINT_NAMES
 from ..ros_support import duration_msg, time_msg, time_seconds
-from .core import ReplayEpisode, ReplayResult, Timeline, Window, WindowPlanner, lead_in_time, state_error
+from .core import ReplayEpisode, ReplayResult, Timeline, Window, WindowSchedule, lead_in_time, state_error
 
 TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 #: Event kinds whose `stages` field tells the stages an episode reached.
@@ -172,12 +172,12 @@ class ReplayClient(EvalClient):
         timeline = Timeline(t_started + offset + res.lead_in_s, float(fps), ep.frames)
         size = max(2, int(round(r.window * fps)))
         # the first window is stamped at STARTED: the arm goes from its pose to frame 0 by its time
-        planner = WindowPlanner(ep.actions, timeline, size, 1.0 / r.publish_rate, first_stamp=t_started)
+        schedule = WindowSchedule(ep.actions, timeline, size, 1.0 / r.publish_rate, first_stamp=t_started)
         span = timeline.end - t_started + r.hold_time
         wall_deadline = time.monotonic() + 3.0 * span + 30.0
         while True:
             now = self.now()
-            w = planner.poll(now)
+            w = schedule.poll(now)
             if w is not None:
                 self.pub_traj.publish(trajectory_msg(w))
                 res.windows += 1

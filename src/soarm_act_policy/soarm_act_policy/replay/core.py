@@ -4,10 +4,10 @@
   of any LeRobot v3 dataset, maps them **by joint name** (`shoulder_pan.pos`, ...) onto the
   SO-101 joints and converts them to radians (`units.JointUnits`); with each episode its scene
   seed, task and recorded outcome from the per-episode metadata (`conversion.episode_meta`).
-- `Timeline` / `WindowPlanner`: dataset frame k is due at `origin + k/fps` on the driver's
+- `Timeline` / `WindowSchedule`: dataset frame k is due at `origin + k/fps` on the driver's
   clock. Each published JointTrajectory is stamped at the time its first point is due and
   holds the following frames at 1/fps spacing; a new window goes out every publish period
-  and reaches `window` frames ahead, so the driver never runs off the end of the plan.
+  and reaches `window` frames ahead, so the driver never runs off the end of what was published.
 - `state_error`: the replayed joint states, resampled at the frame times, against the
   recorded `observation.state`.
 """
@@ -226,7 +226,7 @@ def make_window(actions: np.ndarray, timeline: Timeline, first: int, size: int,
     return Window(stamp, first, np.asarray(actions[first:last], dtype=np.float64), np.maximum(tfs, 0.0))
 
 
-class WindowPlanner:
+class WindowSchedule:
     """When to publish which window while one episode plays.
 
     The first window starts at frame 0, stamped at `first_stamp` (<= frame 0's due time:
@@ -234,7 +234,7 @@ class WindowPlanner:
     due time, as it did in the recording before its first frame, plus any lead-in). Afterwards, every
     `period` s, a window from the first frame due after now, stamped at that frame's due
     time, `size` frames long. Publishing ends once fewer than two frames are still ahead
-    (the plan already holds them).
+    (the last window already holds them).
     """
 
     def __init__(self, actions: np.ndarray, timeline: Timeline, size: int, period: float,

@@ -24,7 +24,7 @@ from .scene import CUBE, TARGET
 class _Episode:
     index: int
     started: float  # stamp of STARTED (s)
-    t0: float | None = None  # when the plan started (s)
+    t0: float | None = None  # when the expert's motion started (s)
     success: float | None = None  # when SUCCESS was heard (s)
 
 

@@ -1,5 +1,7 @@
-"""Joint trajectory execution with the semantics of ros2_control's
-joint_trajectory_controller (JTC), ROS-free.
+"""Joint trajectory playback with the semantics of ros2_control's
+joint_trajectory_controller (JTC), ROS-free: `TrajectoryPlayback` samples the accepted
+trajectories at the control rate. (Not a "follower": in this project that is the arm,
+LeRobot's so101_follower, as opposed to the leader arm.)
 
 - A trajectory's points are timed from its start time: `header.stamp`, or the time
   of receipt when the stamp is zero.
@@ -11,7 +13,7 @@ joint_trajectory_controller (JTC), ROS-free.
   trajectory took over (the "anchor") to the first point, reaching it at the first
   point's time; between points positions are interpolated at the control rate:
   linearly, or with cubic Hermite splines when the points carry velocities.
-- After the last point the follower holds the last point's positions.
+- After the last point the playback holds the last point's positions.
 - A single point with time_from_start 0 is a plain position command; the velocity
   limit applied downstream (JointLimits) then decides how fast it is reached.
 
@@ -63,7 +65,7 @@ def _linear(t0, q0, t1, q1, t):
     return q0 + a * (q1 - q0), (q1 - q0) / (t1 - t0)
 
 
-class TrajectoryFollower:
+class TrajectoryPlayback:
     """Samples the active trajectory at the control rate."""
 
     def __init__(self):
