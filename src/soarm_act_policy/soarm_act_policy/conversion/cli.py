@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Convert. Exit codes: 0 done, 1 a conversion error (message names bag and topic), 2 bad arguments."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner per video: errors only
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local conversion never needs the Hub

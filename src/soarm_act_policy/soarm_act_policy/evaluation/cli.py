@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation. Exit codes: 0 episodes ran, 1 a missing node/service or clock (or no episode ran
+    without error), 2 bad arguments, 130 Ctrl-C (the report of the finished episodes is still written)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = []
     if "--ros-args" in argv:

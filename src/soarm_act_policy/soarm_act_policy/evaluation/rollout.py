@@ -500,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the rollouts. Exit codes: 0 done, 1 an episode failed with an error, 2 bad input, 130 Ctrl-C."""
     args = build_parser().parse_args(argv)
     seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.seed, args.seed + args.num_episodes))
     if not seeds or args.episode_time <= 0 or args.fps <= 0:

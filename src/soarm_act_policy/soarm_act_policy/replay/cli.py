@@ -81,6 +81,8 @@ def resolve_root(root: Path | None, repo_id: str) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Replay the episodes. Exit codes: 0 every episode ran, 1 a missing driver/clock or an episode error,
+    2 bad arguments or a dataset it cannot replay, 130 Ctrl-C (the report so far is still written)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = []
     if "--ros-args" in argv:

@@ -19,6 +19,7 @@ from .config import TrainConfigError, build_train_config, parse_args, resolve_se
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train. Exit codes: 0 done, 2 bad input (message on stderr), 130 Ctrl-C (saved checkpoints kept)."""
     args = parse_args(argv)
     t0 = time.monotonic()
     try:
