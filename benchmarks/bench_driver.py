@@ -30,9 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from soarm_driver.robot import JOINT_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
-JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+JOINTS = list(JOINT_NAMES)
 
 
 def stamp(msg) -> float:
