@@ -30,6 +30,13 @@ Contract (the driver node is only wiring around it):
   the goal sent the tick before, for longer than `path_tolerance_duration`, makes the arm
   hold where it is measured; `status().hold_reason` says why and commands are rejected
   until `/driver/enable` or `reset_episode` is called.
+- Command sources (command_arbiter.py): `command(..., source=...)` takes `policy` (joint_trajectory)
+  or `human` (joint_trajectory/human) commands; only the active source's are executed, the
+  other's are counted (`arbiter.state.ignored`). `request_select(source, reason)` switches:
+  the previous source's trajectory is dropped (the arm holds at its goal), the human's commands
+  are aligned first (a move at `handover_speed` to the leader's pose) and, while an episode runs,
+  INTERVENTION_START (policy -> human) / INTERVENTION_END (human -> policy) events are emitted;
+  a reset under human control closes the window before ENDED and reopens it after STARTED.
 - Commands: validated (command_validation.py) including the time and size rules
   (`max_trajectory_points`, `max_trajectory_duration`, stamped trajectories that end in
   the past); `status().stamp_offset` / `stamp_offset_mean` report receipt time minus
@@ -48,6 +55,7 @@ import numpy as np
 
 from soarm_driver.arm_controller import ArmController
 from soarm_driver.backends.base import BackendError, CameraFrame, CameraSpec, RobotBackend
+from soarm_driver.command_arbiter import HANDOVER_SPEED, HANDOVER_TOLERANCE, HUMAN, POLICY, CommandArbiter, SourceState
 from soarm_driver.command_validation import CommandError, validate_trajectory
 from soarm_driver.episodes import EpisodeBook, Event
 from soarm_driver.joint_limits import JointLimits
@@ -103,6 +111,11 @@ class DriverConfig:
     bus_error_grace: float = BUS_ERROR_GRACE
     max_trajectory_points: int = MAX_TRAJECTORY_POINTS
     max_trajectory_duration: float = MAX_TRAJECTORY_DURATION
+    #: Take-over (command_arbiter.py): speed (rad/s) and tolerance (rad) of the follower's alignment
+    #: to the leader, and the command source active at start.
+    handover_speed: float = HANDOVER_SPEED
+    handover_tolerance: float = HANDOVER_TOLERANCE
+    command_source: str = POLICY
     #: Wall seconds between periodic status outputs (also sent on every change) and tick rate reports.
     status_period: float = 1.0
     #: Simulated backends: sim seconds per wall second (the pacing of `tick`); ignored by real ones.
@@ -167,6 +180,8 @@ class Request:
     message: str = ""
     episode_index: int = -1
     seed_used: int = -1
+    #: select: the command source active before the request.
+    previous: str = ""
     done: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float) -> bool:
@@ -205,6 +220,9 @@ class TickOutput:
     #: Ticks per wall second since the previous report, every `status_period` wall seconds
     #: (publish /diagnostics then); None on other ticks.
     tick_rate: float | None = None
+    #: The command source state to publish (~/command_source): when the source or its alignment
+    #: changed, and with every periodic status; None on other ticks.
+    command_source: SourceState | None = None
 
 
 @dataclass
@@ -229,6 +247,8 @@ class DriverCore:
         self.simulated = bool(backend.simulated_time)
         self.arm = ArmController(config.limits, config.command_timeout)
         self.path = PathToleranceMonitor(config.path_tolerance, config.path_tolerance_duration)
+        self.arbiter = CommandArbiter(config.handover_speed, config.handover_tolerance, config.command_source)
+        self._source_published: tuple | None = None  # (source, aligning, reason) last put in a TickOutput
         self.episodes = EpisodeBook(config.task or backend.task_text or DEFAULT_TASK)
         # task stages of the running episode (sim task only; None: EpisodeEvent.stages stays 0)
         self.stages = StageTracker(backend) if StageTracker.supports(backend) else None
@@ -272,11 +292,12 @@ class DriverCore:
                 return self._sim_time
         return node_now
 
-    def command(self, joint_names, points, stamp: float | None, now: float) -> str | None:
-        """A joint trajectory received at `now` (node clock, s): points are
-        (time_from_start s, positions, velocities). Queued for the next tick when it is valid
-        and the arm can take it; otherwise counted and the reason returned (also logged,
-        each new reason at once, repeats at most once a second)."""
+    def command(self, joint_names, points, stamp: float | None, now: float, source: str = POLICY) -> str | None:
+        """A joint trajectory received at `now` (node clock, s) from `source` (POLICY or HUMAN):
+        points are (time_from_start s, positions, velocities). Queued for the next tick when it
+        is valid and the arm can take it (the tick executes it only if `source` is then the
+        active one); otherwise counted and the reason returned (also logged, each new reason at
+        once, repeats at most once a second)."""
         received = self.clock(now)
         if stamp and math.isfinite(stamp):
             self._note_stamp_offset(received - stamp)
@@ -299,8 +320,14 @@ class DriverCore:
                 why = None
         if why is not None:
             return self._reject(why)
-        self._commands.put((cmd, received))
+        self._commands.put((cmd, received, source))
         return None
+
+    def request_select(self, source: str, reason: str = "") -> Request:
+        """Make `source` (POLICY or HUMAN) the active command source, applied by the next tick."""
+        req = Request("select", {"source": str(source), "reason": str(reason)})
+        self._requests.put(req)
+        return req
 
     def request_enable(self, enable: bool) -> Request:
         """Torque on/off, applied by the next tick."""
@@ -345,7 +372,16 @@ class DriverCore:
                 self._bus_recovered(wall)
         out.status_changed, self._status_changed = self._status_changed, False
         self._report(wall, out)
+        self._report_source(out)
         return out
+
+    def _report_source(self, out: TickOutput) -> None:
+        """The command source state when it changed, and with every periodic status."""
+        st = self.arbiter.state
+        key = (st.source, st.aligning, st.reason)
+        if key != self._source_published or out.tick_rate is not None:
+            self._source_published = key
+            out.command_source = self.arbiter.snapshot()
 
     def _report(self, wall: float, out: TickOutput) -> None:
         """Status on change and every status_period; the tick rate every status_period."""
@@ -505,6 +541,7 @@ class DriverCore:
             self._apply_commands()
             step = self.arm.step(now, dt)
             if step.watchdog_tripped:
+                self.arbiter.realign()
                 self._count("watchdog_trips")
                 self.log("warning", f"watchdog: command stream stopped for > {self.arm.watchdog.timeout:g} s "
                                     "mid-motion; holding")
@@ -540,6 +577,7 @@ class DriverCore:
         if why is None:
             return
         self.arm.sync(q)
+        self.arbiter.realign()
         self._drain_commands()
         self._fail_reset(f"reset stopped: {why}")
         self._count("tolerance_trips")
@@ -550,12 +588,19 @@ class DriverCore:
     def _apply_commands(self) -> None:
         while True:
             try:
-                cmd, received = self._commands.get_nowait()
+                cmd, received, source = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if self._reset_job is None:
-                self.arm.command(cmd, received)
-                self._count("accepted")
+            if self._reset_job is not None:
+                continue
+            cmd = self.arbiter.admit(source, cmd, self.arm.goal)
+            if cmd is None:
+                if self.arbiter.first_ignored(source):
+                    self.log("info", f"ignoring joint_trajectory commands of the {source} source: the "
+                                     f"{self.arbiter.source} source is active (/driver/select_source)")
+                continue
+            self.arm.command(cmd, received)
+            self._count("accepted")
 
     def _emit(self, event: Event, out: TickOutput) -> None:
         seed = event.seed if self.simulated else -1  # a seeded scene only in simulation
@@ -571,6 +616,8 @@ class DriverCore:
                 return
             if req.kind == "enable":
                 self._enable(req, q)
+            elif req.kind == "select":
+                self._select(req, out)
             else:
                 self._start_reset(req, q, out)
 
@@ -585,6 +632,7 @@ class DriverCore:
             req.answer(False, f"torque {'on' if want else 'off'} failed: {e}")
             raise
         self.arm.set_enabled(want, q)
+        self.arbiter.realign()
         self.path.reset()
         self._drain_commands()
         if not want:
@@ -605,9 +653,12 @@ class DriverCore:
             return
         a = req.args
         seed = a["seed"] if a["seed"] >= 0 else int(np.random.default_rng().integers(0, 2**31 - 1))
+        if self.arbiter.human and self.episodes.running:  # close the window inside the episode
+            self._emit(self._intervention("INTERVENTION_END", "episode reset under human control"), out)
         for event in self.episodes.begin_reset(a["task"], seed):
             self._emit(event, out)
         duration = self.arm.move_to(self.config.home_pose, self.config.home_speed, out.now)
+        self.arbiter.realign()
         self._drain_commands()
         self.path.reset()
         self._update(resetting=True, episode_index=self.episodes.index, stages=None if self.stages is None else 0,
@@ -631,9 +682,36 @@ class DriverCore:
         self._reset_job = None
         self._update(resetting=False)
         self._emit(self.episodes.start(job.seed), out)
+        if self.arbiter.human:  # the episode starts under human control
+            self._emit(self._intervention("INTERVENTION_START", "episode started under human control"), out)
         job.request.episode_index, job.request.seed_used = self.episodes.index, job.seed
         job.request.answer(True, f"episode {self.episodes.index} started (seed {job.seed})")
         self.log("info", job.request.message)
+
+    def _select(self, req: Request, out: TickOutput) -> None:
+        source, reason = req.args["source"], req.args["reason"]
+        previous = self.arbiter.source
+        req.previous = previous
+        try:
+            changed = self.arbiter.select(source, reason)
+        except ValueError as e:
+            req.answer(False, str(e))
+            return
+        if not changed:
+            req.answer(True, f"{source} is already the active command source")
+            return
+        self.arm.hold()  # the previous source's trajectory is dropped: the arm holds at its goal
+        if self.episodes.running:
+            kind = "INTERVENTION_START" if source == HUMAN else "INTERVENTION_END"
+            self._emit(self._intervention(kind, reason or f"select_source {source}"), out)
+        req.answer(True, f"{source} in control (was {previous})" + (
+            f"; the follower is brought to the leader's pose at {self.config.handover_speed:g} rad/s before its "
+            f"commands are followed as sent" if source == HUMAN else ""))
+        self.log("info", f"/driver/select_source: {req.message}" + (f" ({reason})" if reason else ""))
+
+    def _intervention(self, kind: str, detail: str) -> Event:
+        """An INTERVENTION_START / INTERVENTION_END event of the current episode."""
+        return Event(kind, self.episodes.index, self.episodes.task, detail, self.episodes.seed)
 
     def _fail_reset(self, why: str) -> None:
         job, self._reset_job = self._reset_job, None

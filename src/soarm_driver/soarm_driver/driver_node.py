@@ -26,14 +26,15 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from diagnostic_msgs.msg import DiagnosticArray
-from soarm_msgs.msg import DriverStatus, EpisodeEvent
-from soarm_msgs.srv import ResetEpisode
+from soarm_msgs.msg import CommandSource, DriverStatus, EpisodeEvent
+from soarm_msgs.srv import ResetEpisode, SelectSource
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.backends import make_backend
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec
+from soarm_driver.command_arbiter import HANDOVER_SPEED, HANDOVER_TOLERANCE, HUMAN, POLICY
 from soarm_driver.core import (
     BUS_ERROR_GRACE, MAX_TRAJECTORY_DURATION, MAX_TRAJECTORY_POINTS, PATH_TOLERANCE, PATH_TOLERANCE_DURATION,
     DriverConfig, DriverCore, TickOutput,
@@ -41,7 +42,7 @@ from soarm_driver.core import (
 from soarm_driver.joint_limits import JointLimits
 from soarm_driver.diagnostics import driver_diagnostics
 from soarm_driver.messages import (
-    TrajectoryPoints, camera_msgs, driver_status, episode_event, joint_state, object_markers,
+    TrajectoryPoints, camera_msgs, command_source, driver_status, episode_event, joint_state, object_markers,
 )
 from soarm_driver.ros_support import (
     EXIT_CONFIG, EXIT_OK, core_log, declare_parameter, declare_parameters, time_msg, time_seconds,
@@ -87,6 +88,15 @@ PARAMETERS = [
     ("max_trajectory_duration", MAX_TRAJECTORY_DURATION,
      "Latest end of a joint_trajectory, in seconds after its receipt (a far-future stamp or a long trajectory); "
      "a later one is rejected (0: no limit)."),
+    ("command_source", POLICY,
+     f"Command source followed at start: '{POLICY}' (joint_trajectory) or '{HUMAN}' (joint_trajectory/human); "
+     "switched with ~/select_source."),
+    ("handover_speed", HANDOVER_SPEED,
+     "Take-over: speed (rad/s, every joint) at which the follower is brought to the leader's pose before the "
+     "human's commands are followed as sent (also limited by max_joint_velocity)."),
+    ("handover_tolerance", HANDOVER_TOLERANCE,
+     "Take-over: the human's commands are followed as sent once the follower's goal is within this (rad, every "
+     "joint) of the leader's pose."),
 ]
 #: Per camera, `cameras.<name>.<key>`, in CameraSpec's field order.
 CAMERA_PARAMETERS = [
@@ -112,7 +122,8 @@ class DriverNode(Node):
             path_tolerance=p["path_tolerance"], path_tolerance_duration=p["path_tolerance_duration"],
             bus_error_grace=p["bus_error_grace"], max_trajectory_points=p["max_trajectory_points"],
             max_trajectory_duration=p["max_trajectory_duration"], status_period=p["status_period"],
-            real_time_factor=p["real_time_factor"],
+            real_time_factor=p["real_time_factor"], command_source=p["command_source"],
+            handover_speed=p["handover_speed"], handover_tolerance=p["handover_tolerance"],
         )
         backend_params = {
             "cameras": list(self.cameras), "control_period": self.config.period, "home_pose": list(p["home_pose"]),
@@ -144,6 +155,7 @@ class DriverNode(Node):
         self.pub_events = self.create_publisher(EpisodeEvent, "episode_events", latched)
         self.pub_objects = self.create_publisher(MarkerArray, "scene/objects", 10)
         self.pub_status = self.create_publisher(DriverStatus, "~/status", status_qos)
+        self.pub_source = self.create_publisher(CommandSource, "~/command_source", status_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if simulated else None
         self.pub_images = {c.name: self.create_publisher(Image, f"cameras/{c.name}/image_raw",
@@ -151,6 +163,9 @@ class DriverNode(Node):
         self.pub_infos = {c.name: self.create_publisher(CameraInfo, f"cameras/{c.name}/camera_info",
                                                         sensor) for c in self.cameras}
         self.create_subscription(JointTrajectory, "joint_trajectory", self._on_trajectory, 10)
+        self.create_subscription(JointTrajectory, "joint_trajectory/human", self._on_human_trajectory, 10)
+        self.create_service(SelectSource, "~/select_source", self._on_select,
+                            callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(ResetEpisode, "reset_episode", self._on_reset,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=MutuallyExclusiveCallbackGroup())
@@ -185,6 +200,16 @@ class DriverNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         self.core.command(msg.joint_names, TrajectoryPoints(msg.points), time_seconds(msg.header.stamp), self._now())
+
+    def _on_human_trajectory(self, msg: JointTrajectory) -> None:
+        self.core.command(msg.joint_names, TrajectoryPoints(msg.points), time_seconds(msg.header.stamp), self._now(),
+                          source=HUMAN)
+
+    def _on_select(self, request, response):
+        answer = self.core.request_select(request.source, request.reason)
+        answer.wait(ENABLE_TIMEOUT)
+        response.success, response.message, response.previous = answer.success, answer.message, answer.previous
+        return response
 
     def _on_enable(self, request, response):
         answer = self.core.request_enable(request.data)
@@ -240,6 +265,8 @@ class DriverNode(Node):
             self.pub_infos[name].publish(info)
         if out.status is not None:
             self.pub_status.publish(driver_status(out.status, out.now))
+        if out.command_source is not None:
+            self.pub_source.publish(command_source(out.command_source, out.now))
         if out.tick_rate is not None:
             self.pub_diagnostics.publish(driver_diagnostics(self.get_name(), out.status, self.config.control_rate_hz,
                                                             1.0 / self.core.wall_period, out.tick_rate, out.now))

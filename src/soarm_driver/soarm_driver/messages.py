@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from soarm_msgs.msg import DriverStatus, EpisodeEvent
+from soarm_msgs.msg import CommandSource, DriverStatus, EpisodeEvent
 from visualization_msgs.msg import Marker, MarkerArray
 
 from soarm_driver.ros_support import duration_seconds, time_msg
@@ -86,6 +86,15 @@ def driver_status(status, now: float) -> DriverStatus:
         bus_errors=status.bus_errors, last_rejection=status.last_rejection, stamp_offset=status.stamp_offset,
         stamp_offset_mean=status.stamp_offset_mean,
     )
+    msg.header.stamp = time_msg(now)
+    return msg
+
+
+def command_source(state, now: float) -> CommandSource:
+    """soarm_msgs/CommandSource from a `command_arbiter.SourceState`, stamped `now`."""
+    msg = CommandSource(source=state.source, aligning=state.aligning, reason=state.reason,
+                        takeovers=state.takeovers, ignored_policy=state.ignored["policy"],
+                        ignored_human=state.ignored["human"])
     msg.header.stamp = time_msg(now)
     return msg
 
