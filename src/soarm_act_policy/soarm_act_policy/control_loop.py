@@ -13,7 +13,8 @@ real-time execution).
 
 Each `tick(now, snapshot)`:
 
-1. holds while disabled or while the episode is over (no counters move);
+1. holds while disabled, while the episode is over or while a human drives (`set_human_control`;
+   no counters move);
 2. holds and counts a skip when some stream has never arrived (`skipped_missing`),
    its newest message is stamped more than `future_stamp_tolerance` after ``now`` (clocks
    out of sync: not fresh, `skipped_stale`) or is older than `max_observation_age`
@@ -198,6 +199,7 @@ class ControlLoop:
         self.counters = Counters()
         self.enabled = False
         self.episode_hold = ""  # non-empty: episode over (reason)
+        self.human_hold = ""  # non-empty: a human drives the arm (reason)
         self.error = ""  # non-empty: cannot run until reset
         self.last_latency = math.nan
         self._was_holding = True
@@ -239,6 +241,13 @@ class ControlLoop:
     def episode_over(self, reason: str) -> None:
         self.episode_hold = reason
         self._clear_plan()
+
+    def set_human_control(self, reason: str) -> None:
+        """Non-empty `reason`: a human drives the arm, hold (the observations keep arriving). Empty:
+        handed back, the next acting tick starts a new plan from the current observation."""
+        if bool(reason) != bool(self.human_hold):
+            self._clear_plan()
+        self.human_hold = reason
 
     def close(self) -> None:
         self._stop.set()
@@ -352,7 +361,7 @@ class ControlLoop:
             return self.error
         if not self.enabled:
             return "disabled (call ~/enable true to run)"
-        return self.episode_hold
+        return self.episode_hold or self.human_hold
 
     def _fail(self, reason: str, age: float) -> TickResult:
         """Enter ERROR (until reset): the plan is dropped, this tick and the next ones hold."""

@@ -18,7 +18,10 @@ Rules: the first outcome wins (later ones are ignored); cancel() or abort() befo
 ends the run as well (the node then skips what is left); times are node-clock seconds
 (sim time with use_sim_time). Counters (control steps, skipped steps) are the differences of
 the PolicyStatus counters between the first status after the start and the last one.
-Interventions stay 0: there is no take-over yet.
+Take-over: INTERVENTION_START / INTERVENTION_END events of the episode (the driver's, on a
+command source switch) count the interventions and the time under human control (event stamps,
+driver clock; a window still open ends at the outcome). The policy holds meanwhile; the time
+limit keeps counting.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+
+from .events import INTERVENTION_END, INTERVENTION_START
 
 
 class Outcome(IntEnum):
@@ -106,6 +111,8 @@ class Feedback:
     skipped_steps: int
     stages: int  # -1 unknown
     interventions: int = 0
+    human_time: float = 0.0
+    human_in_control: bool = False
 
 
 @dataclass
@@ -120,6 +127,7 @@ class Result:
     time_to_success: float = -1.0
     counters: PolicyCounters = field(default_factory=PolicyCounters)
     interventions: int = 0
+    human_time: float = 0.0
 
 
 class EpisodeRun:
@@ -141,6 +149,9 @@ class EpisodeRun:
         self._first: PolicyCounters | None = None
         self._last: PolicyCounters | None = None
         self._early: list[tuple] = []
+        self.interventions = 0
+        self._human_time = 0.0  # closed windows, s
+        self._human_since: float | None = None  # stamp of the open window's INTERVENTION_START
 
     # ---------------------------------------------------------------- outcome
     @property
@@ -209,6 +220,11 @@ class EpisodeRun:
             return
         if episode_index != self.episode_index:
             return
+        if kind == INTERVENTION_START and not self.done and self._human_since is None:
+            self.interventions += 1
+            self._human_since = stamp
+        elif kind == INTERVENTION_END or (kind in (EV_SUCCESS, EV_FAILURE) and not self.done):
+            self._close_human_window(stamp)
         if stages:
             self.stages = (self.stages or 0) | int(stages)
         if kind == EV_SUCCESS:
@@ -239,6 +255,18 @@ class EpisodeRun:
         if state == POLICY_ERROR:
             self.abort(f"policy error: {hold_reason or 'see policy_status'}")
 
+    def _close_human_window(self, t: float) -> None:
+        if self._human_since is not None:
+            self._human_time += max(0.0, t - self._human_since)
+            self._human_since = None
+
+    def human_time(self, now: float) -> float:
+        """Seconds under human control: closed windows, plus the open one up to the run's end or `now`."""
+        if self._human_since is None:
+            return self._human_time
+        end = self.t_end if self.t_end is not None else now
+        return self._human_time + max(0.0, end - self._human_since)
+
     def check(self, now: float) -> Outcome | None:
         """The time limit (node clock); returns the outcome once there is one."""
         if not self.done and self.t_start is not None and now - self.t_start >= self.goal.time_limit:
@@ -261,7 +289,8 @@ class EpisodeRun:
         return Feedback(state=min(self.phase, Phase.STOPPING), detail=self.hold_reason,
                         episode_index=self.episode_index, elapsed=self.elapsed(now), time_limit=self.goal.time_limit,
                         control_steps=c.steps, skipped_steps=c.skipped,
-                        stages=-1 if self.stages is None else self.stages)
+                        stages=-1 if self.stages is None else self.stages, interventions=self.interventions,
+                        human_time=self.human_time(now), human_in_control=self._human_since is not None)
 
     def result(self, now: float) -> Result:
         if self.outcome is None:
@@ -271,7 +300,8 @@ class EpisodeRun:
             tts = max(0.0, self.success_time - self.t_start)
         return Result(outcome=self.outcome, message=self.message, episode_index=self.episode_index, seed=self.seed,
                       task=self.task, stages=-1 if self.stages is None else self.stages,
-                      duration=self.elapsed(now), time_to_success=tts, counters=self.counters())
+                      duration=self.elapsed(now), time_to_success=tts, counters=self.counters(),
+                      interventions=self.interventions, human_time=self.human_time(now))
 
 
 def rejected(reason: str) -> Result:

@@ -12,7 +12,7 @@ from .bags.typestore import make_typestore
 
 EVENT_TYPE = "soarm_msgs/msg/EpisodeEvent"
 #: Names of the kind constants of EpisodeEvent (their values come from the message).
-KIND_CONSTANTS = ("STARTED", "SUCCESS", "FAILURE", "RESET", "ENDED")
+KIND_CONSTANTS = ("STARTED", "SUCCESS", "FAILURE", "RESET", "ENDED", "INTERVENTION_START", "INTERVENTION_END")
 
 _EpisodeEvent = make_typestore().types[EVENT_TYPE]
 STARTED: int = _EpisodeEvent.STARTED
@@ -20,6 +20,9 @@ SUCCESS: int = _EpisodeEvent.SUCCESS
 FAILURE: int = _EpisodeEvent.FAILURE
 RESET: int = _EpisodeEvent.RESET
 ENDED: int = _EpisodeEvent.ENDED
+#: A human took over / handed back (the driver's command source; docs/interfaces.md, "Take-over").
+INTERVENTION_START: int = _EpisodeEvent.INTERVENTION_START
+INTERVENTION_END: int = _EpisodeEvent.INTERVENTION_END
 
 
 def kind_names(msg_class=_EpisodeEvent) -> dict[int, str]:

@@ -22,7 +22,8 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from soarm_msgs.msg import EpisodeEvent, PolicyStatus
+from soarm_msgs.msg import CommandSource, EpisodeEvent, PolicyStatus
+from soarm_msgs.srv import SelectSource
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
@@ -43,6 +44,11 @@ EVENT_KINDS = kind_names(EpisodeEvent)
 
 SENSOR_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+)
+#: The driver's latched ~/command_source (reliable, transient local, depth 1).
+SOURCE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
     history=HistoryPolicy.KEEP_LAST, depth=1,
 )
 EVENTS_QOS = QoSProfile(
@@ -166,6 +172,9 @@ class PolicyNode(Node):
         # events and services wait for the tick's lock: their own group keeps sensor callbacks flowing
         commands = MutuallyExclusiveCallbackGroup()
         self.create_subscription(EpisodeEvent, "episode_events", self._on_event, EVENTS_QOS, callback_group=commands)
+        # take-over: hold while the driver follows another source, restart the plan on hand-back
+        self.create_subscription(CommandSource, "driver/command_source", self._on_command_source, SOURCE_QOS,
+                                 callback_group=commands)
         self.traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
         self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
@@ -211,6 +220,15 @@ class PolicyNode(Node):
             elif msg.kind in (EpisodeEvent.SUCCESS, EpisodeEvent.FAILURE, EpisodeEvent.ENDED, EpisodeEvent.RESET):
                 kind = EVENT_KINDS[msg.kind]
                 self.loop.episode_over(f"episode {msg.episode_index} {kind}: waiting for the next STARTED")
+
+    def _on_command_source(self, msg: CommandSource):
+        reason = "" if msg.source == SelectSource.Request.POLICY else (
+            f"{msg.source} in control (driver command source): observing; the plan restarts on hand-back")
+        with self._lock:
+            changed = bool(reason) != bool(self.loop.human_hold)
+            self.loop.set_human_control(reason)
+        if changed:
+            self.get_logger().info(reason or "handed back to the policy: planning from the current state")
 
     def _on_enable(self, request, response):
         with self._lock:
@@ -275,8 +293,8 @@ class PolicyNode(Node):
         stamp = self.get_clock().now().to_msg()
         if result.state == RUNNING:
             self._publish_plan(time_msg(result.plan_time), result.plan)
-        elif result.hold_started and self._joint_msg is not None:
-            self._publish_hold()
+        elif result.hold_started and self._joint_msg is not None and not self.loop.human_hold:
+            self._publish_hold()  # (not under human control: the driver would ignore it)
         if result.state == ERROR and result.hold_started:
             self.get_logger().error(result.hold_reason)
         self._publish_status(stamp, result, counters)

@@ -74,7 +74,7 @@ def result_msg(r: Result) -> RunPolicy.Result:
         outcome=int(r.outcome), message=r.message, episode_index=r.episode_index, seed=r.seed, task=r.task,
         stages=r.stages, duration=r.duration, time_to_success=r.time_to_success, control_steps=c.steps,
         skipped_steps=c.skipped, skipped_stale=c.stale, skipped_missing=c.missing, skipped_no_action=c.no_action,
-        skipped_late=c.late, interventions=r.interventions)
+        skipped_late=c.late, interventions=r.interventions, human_time=r.human_time)
 
 
 class RunPolicyServer(Node):
@@ -304,7 +304,7 @@ class RunPolicyServer(Node):
         handle.publish_feedback(RunPolicy.Feedback(
             state=int(f.state), detail=f.detail, episode_index=f.episode_index, elapsed=f.elapsed,
             time_limit=f.time_limit, control_steps=f.control_steps, skipped_steps=f.skipped_steps, stages=f.stages,
-            interventions=f.interventions))
+            interventions=f.interventions, human_time=f.human_time, human_in_control=f.human_in_control))
 
     def _stop_policy(self, run: EpisodeRun) -> None:
         """Disable the policy (it holds: one hold command, then nothing; the driver holds the goal)

@@ -12,6 +12,12 @@ recording session itself: `reset_episode` with seeds seed, seed+1, ... waiting f
 episode to finish, then exits. source `leader`: an SO-101 leader arm read through LeRobot,
 mapped to radians, streamed at `rate_hz`. Interfaces: docs/interfaces.md ("sim backend
 and teleop").
+
+With `take_over:=true` teleop is the `human` command source of a policy run: it publishes on
+`joint_trajectory/human` (the driver follows it only while `human` is selected) and offers the
+toggle `~/take_over` (std_srvs/SetBool, a pedal or key binds to it): true selects `human`
+(the driver first brings the follower to the leader's pose), false hands back to `policy`,
+both through `/driver/select_source` (docs/interfaces.md, "Take-over and hand-back").
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from soarm_msgs.msg import EpisodeEvent
-from soarm_msgs.srv import ResetEpisode
+from soarm_msgs.srv import ResetEpisode, SelectSource
+from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import MarkerArray
 
@@ -53,6 +60,10 @@ PARAMETERS = [
     ("leader.port", "/dev/ttyACM0", "leader: serial port of the SO-101 leader arm."),
     ("leader.id", "soarm_leader", "leader: LeRobot robot id (names the calibration file)."),
     ("leader.calibration_dir", "", "leader: LeRobot calibration directory (empty: LeRobot's default)."),
+    ("take_over", False,
+     "true: be the 'human' command source (publish on joint_trajectory/human, toggle with ~/take_over); false: "
+     "publish on joint_trajectory (plain teleoperation)."),
+    ("select_timeout", 5.0, "take_over: wall-clock limit for a /driver/select_source call (s)."),
 ]
 
 
@@ -70,7 +81,13 @@ class TeleopNode(Node):
         if self.rate_hz <= 0 or self.episode_timeout <= 0 or self.episodes < 0:
             raise ConfigurationError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
 
-        self.pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        self.take_over, self.select_timeout = p["take_over"], p["select_timeout"]
+        self.pub = self.create_publisher(JointTrajectory, "joint_trajectory/human" if self.take_over
+                                         else "joint_trajectory", 10)
+        if self.take_over:
+            toggle = ReentrantCallbackGroup()  # the callback waits for the driver's answer
+            self.select_client = self.create_client(SelectSource, "driver/select_source", callback_group=toggle)
+            self.create_service(SetBool, "~/take_over", self._on_take_over, callback_group=toggle)
         timer_group = MutuallyExclusiveCallbackGroup()
         if self.source == "scripted":
             self._setup_scripted()
@@ -90,6 +107,19 @@ class TeleopNode(Node):
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_take_over(self, request, response):
+        """true: the human (this node) drives; false: hand back to the policy."""
+        source = SelectSource.Request.HUMAN if request.data else SelectSource.Request.POLICY
+        req = SelectSource.Request(source=source, reason=f"teleop ~/take_over {str(request.data).lower()}")
+        try:
+            answer = call_service(self.select_client, req, self.select_timeout, f"select_source {source}")
+        except ServiceError as e:
+            response.success, response.message = False, str(e)
+        else:
+            response.success, response.message = answer.success, answer.message
+        self.get_logger().info(f"~/take_over {request.data}: {response.message}")
+        return response
 
     # ------------------------------------------------------------------ scripted
     def _setup_scripted(self):

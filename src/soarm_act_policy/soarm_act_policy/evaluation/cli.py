@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[evaluate] success rate: {report['successes']}/{report['num_episodes']} "
           f"({100 * report['success_rate']:.0f} %); report: {json_path}", flush=True)
     print(f"[evaluate] stage rates: {format_stage_rates(report['stage_rates'])}", flush=True)
+    if report["interventions"]:
+        print(f"[evaluate] interventions: {report['interventions']} in {report['episodes_with_interventions']} "
+              f"episodes, {report['human_time']:.1f} s under human control", flush=True)
     if rc == 0 and (not episodes or all(e.error for e in episodes)):
         rc = 1
     return rc

@@ -253,6 +253,7 @@ class EvalClient:
         result.task = r.task or s.task_description
         result.duration = float(r.duration)
         result.stages = None if r.stages < 0 else int(r.stages)
+        result.interventions, result.human_time = int(r.interventions), float(r.human_time)
         if r.duration > 0 or r.control_steps > 0:  # the policy ran
             result.control_steps = int(r.control_steps)
             result.skipped = {"stale": int(r.skipped_stale), "missing": int(r.skipped_missing),

@@ -60,6 +60,9 @@ class EpisodeResult:
     control_steps: int = 0
     #: task stages reached (EpisodeEvent STAGE_* bits, OR-ed); None when the driver cannot tell
     stages: int | None = None
+    #: times a human took over, and seconds under human control (RunPolicy result)
+    interventions: int = 0
+    human_time: float = 0.0
     error: str | None = None
     # not written to JSON: for the plot
     trajectory_t: list = field(default_factory=list, repr=False)
@@ -111,6 +114,9 @@ def summarize(episodes: list[EpisodeResult], all_latencies: list[float], setting
         "mean_time_to_success": (sum(times) / len(times)) if times else None,
         "latency": latency_stats(all_latencies),
         "skipped_total": skipped_total,
+        "interventions": sum(e.interventions for e in episodes),
+        "human_time": sum(e.human_time for e in episodes),
+        "episodes_with_interventions": sum(1 for e in episodes if e.interventions),
         "errors": sum(1 for e in episodes if e.error),
         "settings": settings,
         "episodes": [e.to_json() for e in episodes],
