@@ -2,19 +2,18 @@
 
     ros2 run soarm_driver driver --ros-args --params-file config/driver.yaml -p backend:=mock
 
-Wiring only: parameters, publishers, subscriptions, services and a control thread that
-calls `DriverCore.tick` (core.py: backend, arm controller, episodes, reset, watchdog,
-enable, reconnection) once per control period and publishes what it returns. The
-thread is paced at `control_rate_hz` on the wall clock (simulated backends: scaled by
-`real_time_factor`, each tick one control period of sim time, /clock published); it
-builds, uses and closes the backend (MuJoCo's GL context and the serial port belong to
-one thread). Interfaces: docs/interfaces.md ("driver").
+Wiring only: parameters, publishers, subscriptions, services and a control thread
+(`control_thread.ControlThread`) that calls `DriverCore.tick` (core.py: backend, arm
+controller, episodes, reset, watchdog, enable, reconnection) once per control period and
+publishes what it returns. The thread is paced at `control_rate_hz` on the wall clock
+(simulated backends: scaled by `real_time_factor`, each tick one control period of sim
+time, /clock published); it builds, uses and closes the backend (MuJoCo's GL context and
+the serial port belong to one thread). Interfaces: docs/interfaces.md ("driver").
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -34,6 +33,7 @@ from visualization_msgs.msg import MarkerArray
 
 from soarm_driver.backends import make_backend
 from soarm_driver.backends.base import JOINT_NAMES, CameraSpec
+from soarm_driver.control_thread import ControlThread
 from soarm_driver.command_arbiter import HANDOVER_SPEED, HANDOVER_TOLERANCE, HUMAN, POLICY
 from soarm_driver.core import (
     BUS_ERROR_GRACE, MAX_TRAJECTORY_DURATION, MAX_TRAJECTORY_POINTS, PATH_TOLERANCE, PATH_TOLERANCE_DURATION,
@@ -48,7 +48,6 @@ from soarm_driver.ros_support import (
     EXIT_CONFIG, EXIT_OK, core_log, declare_parameter, declare_parameters, time_msg, time_seconds,
 )
 from soarm_driver.robot import HOME_POSE, LOWER_LIMITS, UPPER_LIMITS
-from soarm_driver.schedule import WallPacer
 
 #: Parameters under these prefixes are passed to the backend (prefix stripped).
 BACKEND_PARAM_PREFIXES = ("sim.", "mock.", "feetech.")
@@ -131,18 +130,10 @@ class DriverNode(Node):
             "port": p["port"], "calibration_file": p["calibration_file"], "real_time_factor": p["real_time_factor"],
             **self._backend_parameters(p["backend"]),
         }
-        # The control thread builds the backend and the core, then waits for the publishers.
-        self.core: DriverCore | None = None
-        self._running = True
-        self._built, self._ready = threading.Event(), threading.Event()
-        self._build_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._control_thread, args=(backend_params,), name="driver_control",
-                                        daemon=True)
-        self._thread.start()
-        self._built.wait()
-        if self._build_error is not None:
-            self._thread.join()
-            raise self._build_error
+        # The control thread builds the backend and the core, then waits for the publishers (run()).
+        self._control = ControlThread(lambda: DriverCore(self.config, make_backend(p["backend"], backend_params),
+                                                         core_log(self.get_logger())), name="driver_control")
+        self.core: DriverCore = self._control.target
         simulated = self.core.simulated
 
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -169,7 +160,7 @@ class DriverNode(Node):
         self.create_service(ResetEpisode, "reset_episode", self._on_reset,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=MutuallyExclusiveCallbackGroup())
-        self._ready.set()
+        self._control.run(self.core.wall_period, self._control_step)
         self.get_logger().info(
             f"driver up: backend={p['backend']} control {p['control_rate_hz']:g} Hz, states {p['state_rate_hz']:g} Hz, "
             f"cameras {[f'{c.name} {c.width}x{c.height}@{c.fps:g}' for c in self.cameras]}"
@@ -225,28 +216,16 @@ class DriverNode(Node):
         return response
 
     # ------------------------------------------------------------------ control thread
-    def _control_thread(self, backend_params: dict) -> None:
+    def _control_step(self, wall: float) -> bool:
+        """One tick of the core, its output published; False once the context is down (Ctrl-C)."""
+        out = self.core.tick(wall, self._now())
         try:
-            self.core = DriverCore(self.config, make_backend(self.params["backend"], backend_params),
-                                   core_log(self.get_logger()))
-        except BaseException as e:
-            self._build_error = e
-            self._built.set()
-            return
-        self._built.set()
-        self._ready.wait()  # publishers exist
-        pacer = WallPacer(self.core.wall_period)
-        try:
-            while self._running and self.context.ok():
-                out = self.core.tick(pacer.wait(), self._now())
-                try:
-                    self._publish(out)
-                except Exception as e:
-                    if not (self._running and self.context.ok()):
-                        break  # shutting down (Ctrl-C invalidates the context under us)
-                    self.get_logger().error(f"publishing failed: {type(e).__name__}: {e}")
-        finally:
-            self.core.close()
+            self._publish(out)
+        except Exception as e:
+            if not self.context.ok():
+                return False  # shutting down (Ctrl-C invalidates the context under us)
+            self.get_logger().error(f"publishing failed: {type(e).__name__}: {e}")
+        return self.context.ok()
 
     def _publish(self, out: TickOutput) -> None:
         if out.clock is not None:
@@ -272,9 +251,8 @@ class DriverNode(Node):
                                                             1.0 / self.core.wall_period, out.tick_rate, out.now))
 
     def destroy_node(self):
-        self._running = False
-        self._ready.set()
-        self._thread.join(timeout=5.0)
+        if hasattr(self, "_control"):
+            self._control.stop(timeout=5.0)
         return super().destroy_node()
 
 
