@@ -14,7 +14,9 @@ import sys
 
 from ..bags import BagError
 from .convert import REPORT_NAME, convert
-from .options import JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, VCODECS, ConversionError, Options
+from .options import (
+    FRAMES, INTERVENTION_FEATURE, JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, VCODECS, ConversionError, Options,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=SPLIT, default=d.split,
                    help="episodes from episode_events (events), one per bag (bag), or events when "
                    "present (auto, default)")
+    p.add_argument("--frames", choices=FRAMES, default=d.frames,
+                   help="all frames of each episode (default), or only the human corrections: every "
+                   "INTERVENTION_START..END window becomes an episode of its own")
+    p.add_argument("--intervention-feature", choices=INTERVENTION_FEATURE, default=d.intervention_feature,
+                   help="write the per-frame bool `intervention` (True while a human was in control, "
+                   "LeRobot's DAgger name): when a recording holds a take-over (auto, default), always, never")
     p.add_argument("--cameras", default=None,
                    help="comma-separated camera names (default: every cameras/<name>/image_raw)")
     p.add_argument("--joints", default=",".join(JOINT_NAMES),
@@ -83,7 +91,8 @@ def main(argv=None) -> int:
         split=args.split, task=args.task, on_problem=args.on_problem, max_gap_s=args.max_gap,
         frozen_s=args.frozen, min_frames=args.min_frames, vcodec=args.vcodec,
         preset=int(args.preset) if args.preset and args.preset.isdigit() else args.preset,
-        streaming_encoding=not args.no_streaming_encoding)
+        streaming_encoding=not args.no_streaming_encoding, frames=args.frames,
+        intervention_feature=args.intervention_feature)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
         result = convert(args.bags, args.repo_id, args.root, opts, append=args.append,

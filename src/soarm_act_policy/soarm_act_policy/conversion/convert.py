@@ -32,6 +32,7 @@ from ..bags import BagError
 from ..bags.recovery import is_partial
 from .dataset import (ACTION, STATE, check_compatible, image_key, make_features, open_dataset,
                       skip_image_embedding, staged_root, use_encoded_videos)
+from .corrections import FEATURE
 from .episode_meta import write_episode_columns
 from .extract import read_bag
 from .frames import iter_frames
@@ -226,8 +227,11 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
                               "unreadable)")
     first = datas[keep[0].bag]
     shapes = {c: (s.height, s.width) for c, s in first.cameras.items()}
-    features = make_features(opts, shapes)
     appending = append and root.exists()
+    flagged = opts.intervention_feature == "always" or (opts.intervention_feature == "auto" and (
+        opts.frames == "corrections" or any(p.segment.interventions for p in keep) or (
+            appending and FEATURE in _dataset_features(root))))
+    features = make_features(opts, shapes, intervention=flagged)
     if appending:
         check_compatible(root, opts.fps, features)
     cameras = sorted(first.cameras)
@@ -253,6 +257,8 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
                         frames = iter_frames(bag_plans, cameras, topics)
                     for ep, k, images in frames:
                         frame = {STATE: ep.state[k], ACTION: ep.action[k], "task": ep.task}
+                        if flagged:
+                            frame[FEATURE] = np.array([ep.intervention[k]], dtype=bool)
                         for c in cameras:
                             frame[image_key(c)] = images[c]
                         ds.add_frame(frame)
@@ -273,6 +279,12 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
         write_episode_columns(work, {e.dataset_episode_index: episode_columns(e) for e in result.written})
         _write_report(result, work / REPORT_NAME)
     result.report_path = root / REPORT_NAME
+
+
+def _dataset_features(root: Path) -> dict:
+    """The features of the dataset at `root` ({} when it has no meta/info.json)."""
+    info = root / "meta" / "info.json"
+    return json.loads(info.read_text()).get("features", {}) if info.exists() else {}
 
 
 def episode_columns(ep: EpisodePlan) -> dict:

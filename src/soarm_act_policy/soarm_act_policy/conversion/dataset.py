@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import corrections
 from .options import ROBOT_TYPE, ConversionError, Options
 
 STATE, ACTION = "observation.state", "action"
@@ -23,13 +24,16 @@ def image_key(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
-def make_features(opts: Options, camera_shapes: dict[str, tuple[int, int]]) -> dict:
-    """LeRobot features: state/action float32 (J,) named `<joint>.pos`, one video per camera."""
+def make_features(opts: Options, camera_shapes: dict[str, tuple[int, int]], intervention: bool = False) -> dict:
+    """LeRobot features: state/action float32 (J,) named `<joint>.pos`, one video per camera, and
+    with `intervention` the per-frame bool (1,) `intervention` (conversion.corrections)."""
     names = [f"{j}.pos" for j in opts.joints]
     feats = {
         STATE: {"dtype": "float32", "shape": (len(names),), "names": names},
         ACTION: {"dtype": "float32", "shape": (len(names),), "names": names},
     }
+    if intervention:
+        feats[corrections.FEATURE] = dict(corrections.FEATURE_SPEC)
     for cam, (h, w) in sorted(camera_shapes.items()):
         feats[image_key(cam)] = {"dtype": "video", "shape": (h, w, 3),
                                  "names": ["height", "width", "channels"]}

@@ -11,6 +11,11 @@ ROBOT_TYPE = "so101_follower"
 RULES = ("linear", "hold")
 ON_PROBLEM = ("fail", "skip", "warn")
 SPLIT = ("auto", "events", "bag")
+#: --frames: every frame of the episodes, or only the human correction windows (one episode each).
+FRAMES = ("all", "corrections")
+#: --intervention-feature: write the per-frame `intervention` flag when the recordings hold a
+#: take-over (auto), always, or never.
+INTERVENTION_FEATURE = ("auto", "always", "never")
 #: Software codecs of LeRobot's encoder (lerobot.configs.video) that datasets can use here.
 #: Not hevc: LeRobot 0.6's loader rejects its videos (decoded frame timestamps one frame
 #: off, FrameTimestampError; measured with x265 at LeRobot's settings, see README).
@@ -62,6 +67,11 @@ class Options:
     #: Encode videos straight from the decoded frames (conversion.videos, no PNG round
     #: trip); False: LeRobot's recording path (PNG files, encoded at save_episode).
     streaming_encoding: bool = True
+    #: "all" frames, or only the "corrections" (frames under human control, one episode per window).
+    frames: str = "all"
+    #: The `intervention` feature (conversion.corrections): "auto" when some kept episode has a
+    #: correction window (or frames is "corrections"), "always", "never".
+    intervention_feature: str = "auto"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "Options":
@@ -70,13 +80,17 @@ class Options:
         for name, value, allowed in (("state rule", self.state_rule, RULES),
                                      ("action rule", self.action_rule, RULES),
                                      ("on-problem", self.on_problem, ON_PROBLEM),
-                                     ("split", self.split, SPLIT)):
+                                     ("split", self.split, SPLIT), ("frames", self.frames, FRAMES),
+                                     ("intervention feature", self.intervention_feature, INTERVENTION_FEATURE)):
             if value not in allowed:
                 raise ConversionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.vcodec is not None and self.vcodec not in VCODECS:
             raise ConversionError(f"--vcodec must be one of {', '.join(VCODECS)}, got {self.vcodec!r}")
         if len(set(self.joints)) != len(self.joints) or not self.joints:
             raise ConversionError(f"joint names must be unique and not empty: {self.joints}")
+        if self.frames == "corrections" and self.intervention_feature == "never":
+            raise ConversionError("--frames corrections writes the intervention feature; drop "
+                                  "--intervention-feature never")
         return self
 
     def video_settings(self):

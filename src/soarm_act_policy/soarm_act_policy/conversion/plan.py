@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import align
+from . import align, corrections
 from ..events import ENDED, EVENT_NAMES, FAILURE, RESET, STARTED, SUCCESS
 from .extract import BagData, ImageStream, JointStream
 from .options import Options
@@ -32,6 +32,8 @@ class Segment:
     seed: int = -1
     #: STAGE_* bits OR-ed over the episode's SUCCESS/FAILURE/ENDED events; None when unknown
     stages: int | None = None
+    #: human correction windows [(start_ns, end_ns or None)] (conversion.corrections)
+    interventions: list = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +66,10 @@ class EpisodePlan:
     streams: dict[str, dict] = field(default_factory=dict)
     status: str = "planned"  # planned | written | kept_with_warnings | skipped
     dataset_episode_index: int | None = None
+    #: per grid frame: a human was in control (the dataset's `intervention` feature)
+    intervention: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    #: --frames corrections: index of the correction window this plan holds (None: the whole episode)
+    window: int | None = None
 
     @property
     def frames(self) -> int:
@@ -75,7 +81,7 @@ class EpisodePlan:
 
     @property
     def name(self) -> str:
-        return f"{self.bag.name}#{self.segment_index}"
+        return f"{self.bag.name}#{self.segment_index}" + ("" if self.window is None else f".{self.window}")
 
     @property
     def start_offset_s(self) -> float:
@@ -89,6 +95,8 @@ class EpisodePlan:
         return {
             "bag": str(self.bag),
             "segment": self.segment_index,
+            "correction_window": self.window,
+            "intervention_frames": int(np.sum(self.intervention)),
             "status": self.status,
             "dataset_episode_index": self.dataset_episode_index,
             "source_episode_index": self.segment.source_episode_index,
@@ -125,6 +133,7 @@ def split_segments(data: BagData, opts: Options) -> list[Segment]:
         seg.outcome = _outcome(events)
         seg.seed = next((e.seed for e in events if e.seed >= 0), -1)
         seg.stages = _stages(events)
+        seg.interventions = corrections.windows(events)
         return [seg]
     segs = []
     for s in starts:
@@ -137,6 +146,7 @@ def split_segments(data: BagData, opts: Options) -> list[Segment]:
         seg.seed = s.seed if s.seed >= 0 else next(
             (e.seed for e in inside if e.seed >= 0 and e.episode_index == s.episode_index), -1)
         seg.stages = _stages([e for e in inside if e.episode_index == s.episode_index])
+        seg.interventions = corrections.windows(inside, s.episode_index)
         segs.append(seg)
     return segs
 
@@ -270,6 +280,7 @@ def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> Epis
     t0 = max(int(s[0]) for s in all_stamps)
     t1 = min(int(s[-1]) for s in all_stamps)
     ep.grid = align.make_grid(t0, t1, opts.fps)
+    ep.intervention = corrections.mask(ep.grid, seg.interventions)
     if len(ep.grid) < opts.min_frames:
         ep.problems.append(Problem("too_short", None, f"{len(ep.grid)} frames at {opts.fps} fps "
                                    f"(minimum {opts.min_frames}); streams overlap "
@@ -300,4 +311,9 @@ def _check_timing(ep: EpisodePlan, topic: str, stats: dict, opts: Options) -> No
 
 
 def plan_bag(data: BagData, opts: Options) -> list[EpisodePlan]:
-    return [plan_episode(data, seg, i, opts) for i, seg in enumerate(split_segments(data, opts))]
+    """The bag's episode plans; with `opts.frames` "corrections", one plan per correction window
+    instead (episodes without one are left out; those that cannot be planned stay, with their problems)."""
+    plans = [plan_episode(data, seg, i, opts) for i, seg in enumerate(split_segments(data, opts))]
+    if opts.frames == "corrections":
+        plans = [c for p in plans for c in (corrections.correction_plans(p) if len(p.grid) else [p])]
+    return plans
