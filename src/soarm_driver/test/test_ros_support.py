@@ -7,7 +7,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from soarm_driver.ros_support import ConfigurationError, declare_parameters
+from soarm_driver.ros_support import ConfigurationError, core_log, declare_parameters
 
 TABLE = [
     ("rate_hz", 30.0, "A rate (Hz)."),
@@ -47,3 +47,22 @@ def test_table_declares_described_parameters_and_numbers_take_ints_or_floats(mak
 def test_a_non_number_is_refused_naming_the_parameter(make_node):
     with pytest.raises(ConfigurationError, match="parameter rate_hz must be a number, got 'fast'"):
         declare_parameters(make_node(rate_hz="fast"), TABLE)
+
+
+def test_core_log_sends_each_level_to_its_severity_on_a_real_logger(make_node):
+    """The cores' log(level, text): each level to its severity, in any order, on a real rclpy
+    logger too (rclpy raises when one call site changes severity)."""
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def __getattr__(self, name):
+            return lambda text: self.seen.append(name)
+
+    levels = ("info", "error", "warning", "warn", "debug", "error", "info", "other")
+    recorder = Recorder()
+    for log in (core_log(recorder), core_log(make_node().get_logger())):
+        for level in levels:
+            log(level, f"{level} line")
+    assert recorder.seen == ["info", "error", "warning", "warning", "debug", "error", "info", "info"]
