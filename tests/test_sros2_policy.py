@@ -43,7 +43,10 @@ ROLES = {
     "every node with use_sim_time": SIM_TIME_NODES,
 }
 #: Granted, but only created in other configurations: name -> when.
-NOT_ALWAYS_CREATED = {"clock": "sim backend, use_sim_time", "run_policy": "evaluate --action run_policy"}
+NOT_ALWAYS_CREATED = {"clock": "sim backend, use_sim_time", "run_policy": "evaluate --action run_policy",
+                      # teleop take_over:=true (the human command source and its toggle)
+                      "joint_trajectory/human": "teleop take_over", "teleop/take_over": "teleop take_over",
+                      "driver/select_source": "teleop take_over"}
 
 
 def norm(name: str, node: str = "") -> str:

@@ -200,3 +200,24 @@ def test_recorded_correction_is_flagged_in_the_dataset(start_node, ros_node, tmp
                    Options(on_problem="warn", frames="corrections"))
     (corr,) = only.written
     assert corr.frames == expected.sum() and corr.intervention.all()
+
+
+def test_teleop_take_over_toggle_switches_the_driver_source(start_node, ros_node):
+    """teleop take_over:=true: publishes on joint_trajectory/human, ~/take_over flips the driver's source."""
+    from std_srvs.srv import SetBool
+
+    start_driver(start_node, ros_node)
+    driver = Driver(ros_node)
+    start_node("soarm_driver", "teleop", params_file=ROOT / "config" / "teleop.yaml", params={"take_over": True})
+    n = ros_node.node
+    ros_node.wait_for(lambda: any(i.node_name == "teleop" for i in n.get_publishers_info_by_topic(
+        "/joint_trajectory/human")), 60, what="teleop publishing on joint_trajectory/human")
+    assert not any(i.node_name == "teleop" for i in n.get_publishers_info_by_topic("/joint_trajectory"))
+    answer = ros_node.call(SetBool, "/teleop/take_over", SetBool.Request(data=True), timeout=60)
+    assert answer.success and "human in control" in answer.message, answer.message
+    ros_node.wait_for(lambda: driver.sources.last() is not None and driver.sources.last().source == "human", 10,
+                      what="/driver/command_source human")
+    assert driver.sources.last().reason == "teleop ~/take_over true"
+    answer = ros_node.call(SetBool, "/teleop/take_over", SetBool.Request(data=False))
+    assert answer.success and "policy in control" in answer.message, answer.message
+    ros_node.wait_for(lambda: driver.sources.last().source == "policy", 10, what="/driver/command_source policy")
