@@ -118,3 +118,32 @@ def test_imagenet_without_network_fails_fast(dataset, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert rc == 2 and "--pretrained-backbone none" in err and "not cached" in err
     assert not out.exists()
+
+
+def test_zero_backbone_learning_rate_freezes_the_pretrained_backbone(dataset, tmp_path):
+    """--lr-backbone 0: the backbone's gradients are not computed (LeRobot's optimizer gets an empty
+    backbone group), its weights stay exactly the initial ones, and the rest of ACT trains."""
+    import torch
+    import torchvision
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    weights = tmp_path / "r18.pth"
+    init = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(init, weights)
+    out = tmp_path / "run"
+    p = run_train("--dataset-root", str(dataset), "--output-dir", str(out), "--num-workers", "0", "--config", "cpu",
+                  "--dim-model", "32", "--n-heads", "2", "--dim-feedforward", "64", "--n-encoder-layers", "1",
+                  "--n-vae-encoder-layers", "1", "--latent-dim", "8", "--chunk-size", "10", "--batch-size", "2",
+                  "--steps", "2", "--save-freq", "2", "--log-freq", "1", "--lr", "1e-2", "--lr-backbone", "0",
+                  "--pretrained-backbone", str(weights))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "backbone frozen" in p.stdout + p.stderr
+    state = out / "checkpoints" / "last" / "training_state"
+    groups = json.loads((state / "optimizer_param_groups.json").read_text())
+    assert [len(g["params"]) > 0 for g in groups] == [True, False]  # transformer group, empty backbone group
+    policy = ACTPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
+    assert policy.config.optimizer_lr_backbone == 0.0
+    for name, tensor in policy.model.backbone.state_dict().items():
+        if name in init:
+            assert torch.equal(tensor, init[name]), name
+    assert all(r["grad_norm"] > 0 for r in metrics(out))  # the transformer did get gradients

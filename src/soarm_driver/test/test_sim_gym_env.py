@@ -46,8 +46,25 @@ def test_spaces_and_observation_keys(env):
     assert env.observation_space.contains(obs)
     assert env.action_space.shape == (6,)
     np.testing.assert_allclose(obs[STATE], DEFAULT_HOME, atol=0.05)  # at home, settled
-    assert info == {"stages": 0, "stage_names": [], "is_success": False, "seed": 3, "time": 0.0}
+    labels = {"cube_position", "cube_yaw", "zone_position", "jaw_point"}
+    assert {k: v for k, v in info.items() if k not in labels} == {
+        "stages": 0, "stage_names": [], "is_success": False, "seed": 3, "time": 0.0}
     assert obs["observation.images.front"].std() > 1.0  # a rendered scene
+
+
+def test_labels_in_info_and_a_still_scene_at_a_given_arm_pose(env):
+    cube, yaw, zone = scene_from_seed(5, True, SceneConfig())
+    pose = np.array([0.4, 0.3, 0.2, 1.0, -0.3, 0.6])
+    obs, info = env.reset(seed=5, options={"arm_pose": pose})
+    np.testing.assert_allclose(obs[STATE], pose, atol=1e-9)  # exactly there: no settling
+    np.testing.assert_allclose(info["cube_position"], cube, atol=1e-9)
+    assert info["cube_yaw"] == pytest.approx(yaw, abs=1e-9)
+    np.testing.assert_allclose(info["zone_position"], zone, atol=1e-9)
+    home_obs, home_info = env.reset(seed=5)
+    # the jaw point moves with the arm; the scene does not
+    assert np.linalg.norm(np.asarray(info["jaw_point"]) - home_info["jaw_point"]) > 0.02
+    np.testing.assert_allclose(home_info["cube_position"], cube, atol=1e-9)
+    assert np.abs(obs["observation.images.front"].astype(int) - home_obs["observation.images.front"]).mean() > 0.5
 
 
 def test_same_seed_same_scene_as_the_driver(env):

@@ -9,7 +9,9 @@ allows (no pacing, no DDS):
 - Scene: ``reset(seed=s)`` puts the arm at rest at ``home_pose`` (the driver moves it there
   on reset_episode) and places cube and zone with ``SimBackend.reset_scene(s, randomize)``:
   the same scene as the driver's reset_episode with seed s. ``seed=None`` draws a scene
-  seed from the env's generator.
+  seed from the env's generator. ``options={"arm_pose": q}`` instead puts the arm at rest at
+  joint positions q (rad, clamped to the limits) and skips the settling: a still scene for
+  rendering labelled images (e.g. to pretrain a vision backbone), not an episode to play.
 - Action: 6 joint position goals (rad, joint order shoulder_pan, shoulder_lift, elbow_flex,
   wrist_flex, wrist_roll, gripper), executed like a one-point ``joint_trajectory`` with
   ``time_from_start`` = 1/fps (what the policy node and teleop send): the driver's
@@ -21,7 +23,10 @@ allows (no pacing, no DDS):
   128x96), taken at the end of the step, like the driver's joint_states and images.
 - ``info``: ``stages`` (EpisodeEvent STAGE_* bits reached so far, sim/stages.py),
   ``is_success`` (the task's success = STAGE_RELEASED), ``seed`` (scene seed), ``time``
-  (s of sim time since reset = steps / fps).
+  (s of sim time since reset = steps / fps), ``cube_position`` (x, y, z, m), ``cube_yaw``
+  (rad, about the vertical), ``zone_position`` (x, y, z of the zone's centre) and
+  ``jaw_point`` (x, y, z of the point between the jaws), all in the world frame (the sim
+  knows them; a policy must not use them: they are labels, e.g. for pretraining).
 - Reward 1 on success, else 0. ``terminated`` on success (``terminate_on_success``),
   ``truncated`` once ``episode_time`` s have passed.
 """
@@ -40,6 +45,7 @@ from ..command_validation import TrajectoryCommand
 from ..joint_limits import JointLimits
 from ..robot import HOME_POSE, JOINT_NAMES, LOWER_LIMITS, UPPER_LIMITS
 from .backend import SimBackend
+from .scene import CUBE, TARGET
 from .stages import STAGE_RELEASED, StageTracker, stage_names
 
 STATE_KEY = "observation.state"
@@ -119,12 +125,14 @@ class PickPlaceEnv(gym.Env):
         scene_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         sim = self.sim
         sim.set_torque(True)
-        sim.reset_physics(self.home)  # exactly repeatable: same seed, same episode
-        if self.settle_time > 0:  # the arm settles under gravity at home, as after the driver's move
+        pose = (options or {}).get("arm_pose")
+        start = self.home if pose is None else self.limits.clamp(np.asarray(pose, float).reshape(-1))
+        sim.reset_physics(start)  # exactly repeatable: same seed, same episode
+        if self.settle_time > 0 and pose is None:  # the arm settles under gravity, as after the driver's move
             sim.advance(self.settle_time)
         sim.reset_scene(scene_seed, self.randomize)
         self.scene_seed = scene_seed
-        self.arm.set_enabled(True, self.home)  # the goal is home, as after the driver's reset
+        self.arm.set_enabled(True, start)  # the goal is where the arm rests, as after the driver's reset
         sim.write_goal_positions(self.arm.goal)
         self.stages.reset()
         self._steps = 0
@@ -194,4 +202,16 @@ class PickPlaceEnv(gym.Env):
             "is_success": bool(bits & STAGE_RELEASED),
             "seed": self.scene_seed,
             "time": self.time,
+            **self._object_labels(),
+        }
+
+    def _object_labels(self) -> dict:
+        poses = self.sim.object_poses()
+        cube, quat = poses[CUBE]
+        w, z = float(quat[0]), float(quat[3])
+        return {
+            "cube_position": cube.astype(float),
+            "cube_yaw": 2.0 * math.atan2(z, w),  # exact for a cube lying flat (rotation about z only)
+            "zone_position": np.asarray(poses[TARGET][0], float),
+            "jaw_point": self.sim.jaw_point().astype(float),
         }
