@@ -185,10 +185,11 @@ def test_time_limit_gives_timeout_and_cancel_stops_the_policy(start_node, ros_no
     c.send("shutdown", time_limit=60.0)
     ros_node.wait_for(lambda: any(f.control_steps > 5 for _, f in c.feedback["shutdown"]), 60,
                       what="the policy running")
-    code = server.stop()
-    if code != 0:  # seen in a clean-clone run under load: SIGINT did not end the server in 10 s
-        pytest.xfail(f"open bug: run_policy_server did not exit on SIGINT while a goal ran (exit {code})")
+    t_sigint = time.monotonic()
+    code = server.stop()  # SIGINT, then SIGKILL after 10 s (exit -9)
     t_stopped = time.monotonic()
+    assert code == 0, f"run_policy_server did not exit by itself within 10 s of SIGINT (exit {code})"
+    print(f"shutdown: the server exited {t_stopped - t_sigint:.2f} s after SIGINT")
     time.sleep(1.5)
     assert not [t for t, _ in trajectories if t > t_stopped + 0.5], "the policy still runs after the server exited"
     assert "ABORTED: the run_policy server is shutting down" in server.log()

@@ -68,16 +68,21 @@ def duration_msg(seconds: float):
 
 # ---------------------------------------------------------------------------- services
 def call_service(client, request, timeout: float, what: str, settled: set | None = None,
-                 wait_timeout: float | None = None):
+                 wait_timeout: float | None = None, interrupt=None):
     """Call `client` and return the response; ServiceError when the server is missing (after
     `wait_timeout`, default `timeout` s), does not answer within `timeout` s, or raises.
 
     `settled`: clients already waited for (the wait and the settle time happen once per
-    client); None waits every time.
+    client); None waits every time. `interrupt`: a callable returning a reason (str) to stop
+    waiting at once (ServiceError with that reason), or "" / None to go on; polled every 10 ms
+    while waiting for the answer (and every 0.1 s while waiting for the server).
     """
     if settled is None or client not in settled:
-        if not client.wait_for_service(timeout_sec=timeout if wait_timeout is None else wait_timeout):
-            raise ServiceError(f"service {client.srv_name} not available ({what}): is the node running?")
+        wait_end = time.monotonic() + (timeout if wait_timeout is None else wait_timeout)
+        while not client.wait_for_service(timeout_sec=min(0.1, max(wait_end - time.monotonic(), 0.0))):
+            if time.monotonic() >= wait_end:
+                raise ServiceError(f"service {client.srv_name} not available ({what}): is the node running?")
+            _check_interrupt(interrupt, what, client)
         time.sleep(SETTLE_TIME)
         if settled is not None:
             settled.add(client)
@@ -89,10 +94,21 @@ def call_service(client, request, timeout: float, what: str, settled: set | None
         if time.monotonic() > deadline:
             client.remove_pending_request(future)
             raise ServiceError(f"{what}: no response from {client.srv_name} within {timeout:.0f} s")
+        try:
+            _check_interrupt(interrupt, what, client)
+        except ServiceError:
+            client.remove_pending_request(future)
+            raise
         time.sleep(0.01)
     if future.exception() is not None:
         raise ServiceError(f"{what}: {future.exception()}")
     return future.result()
+
+
+def _check_interrupt(interrupt, what: str, client) -> None:
+    reason = interrupt() if interrupt is not None else None
+    if reason:
+        raise ServiceError(f"{what}: stopped waiting for {client.srv_name}: {reason}")
 
 
 # ---------------------------------------------------------------------------- spinning

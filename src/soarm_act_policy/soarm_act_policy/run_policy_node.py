@@ -17,6 +17,7 @@ Action status: SUCCEEDED for SUCCESS, CANCELED for CANCELED, ABORTED for every o
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -48,6 +49,9 @@ STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabil
 STREAM_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 ACTION_NAME = "run_policy"
 NODE_NAME = "run_policy_server"
+#: Seconds a goal running at Ctrl-C (SIGINT/SIGTERM) gets to disable the policy and see it hold
+#: before the process exits (under `ros2 launch`'s sigterm_timeout of 5 s).
+SHUTDOWN_TIMEOUT = 2.0
 
 P = ParameterType
 PARAMETERS = [
@@ -110,6 +114,7 @@ class RunPolicyServer(Node):
             goal_callback=lambda _goal: GoalResponse.ACCEPT,  # refusals are results with a reason
             cancel_callback=lambda _handle: CancelResponse.ACCEPT, callback_group=group)
         self._shutting_down = False
+        self._shutdown_deadline: float | None = None  # monotonic time the shutdown's waits end
         self.get_logger().info(f"action {action_name} ready (namespace {self.get_namespace()}): one goal at a time")
 
     def destroy_node(self):
@@ -181,15 +186,29 @@ class RunPolicyServer(Node):
         with self._lock:
             return self._run is not None
 
-    def shut_down(self) -> bool:
+    def shut_down(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """End the running goal, if any (ABORTED: the policy is disabled, the arm holds) and
-        refuse new ones; True when a goal was running (keep spinning until `running` is False)."""
+        refuse new ones; True when a goal was running (keep spinning until `running` is False).
+        The goal's start stops waiting for its services at once, and every wait of its stop
+        (the disable, the hold confirmation) ends `timeout` s from now: it is over by then."""
         with self._lock:
             self._shutting_down = True
+            self._shutdown_deadline = time.monotonic() + timeout
             if self._run is None:
                 return False
             self._run.abort("the run_policy server is shutting down")
             return True
+
+    def _start_interrupted(self) -> str:
+        """Why a goal's start (reset, policy reset and enable, recorder check) stops waiting: shutdown."""
+        return "the run_policy server is shutting down" if self._shutting_down else ""
+
+    def _stop_interrupted(self) -> str:
+        """Why a goal's stop (disable, hold confirmation) stops waiting: the shutdown's time is up."""
+        deadline = self._shutdown_deadline
+        if deadline is not None and time.monotonic() > deadline:
+            return f"shutting down: no time left ({SHUTDOWN_TIMEOUT:g} s)"
+        return ""
 
     def _busy_reason(self) -> str | None:
         if self._shutting_down:
@@ -205,7 +224,8 @@ class RunPolicyServer(Node):
         name = self.p["recorder_node"]
         try:
             resp = call_service(self.cli_recorder, GetParameters.Request(names=["auto_record"]), 5.0,
-                                "ask the recorder for auto_record", self._settled, wait_timeout=2.0)
+                                "ask the recorder for auto_record", self._settled, wait_timeout=2.0,
+                                interrupt=self._start_interrupted)
         except ServiceError:
             return (f"record is true but no recorder runs (no {self.cli_recorder.srv_name} service): start "
                     f"`ros2 run soarm_act_policy recorder` (node name {name!r}), or send record false")
@@ -214,13 +234,15 @@ class RunPolicyServer(Node):
                     "~/start): restart it with auto_record true, or send record false")
         return None
 
-    def _call(self, client, request, timeout: float, what: str):
+    def _call(self, client, request, timeout: float, what: str, interrupt):
         return call_service(client, request, timeout, what, self._settled,
-                            wait_timeout=max(timeout, self.p["service_timeout"]))
+                            wait_timeout=max(timeout, self.p["service_timeout"]), interrupt=interrupt)
 
     def _wait_for_clock(self) -> str | None:
         deadline = time.monotonic() + self.p["service_timeout"]
         while self.now() <= 0.0:
+            if self._shutting_down:
+                return "the run_policy server is shutting down"
             if time.monotonic() > deadline:
                 return (f"no /clock after {self.p['service_timeout']:.0f} s with use_sim_time: start the sim driver, "
                         "or run this node with use_sim_time false on real hardware")
@@ -239,7 +261,7 @@ class RunPolicyServer(Node):
         try:
             resp = self._call(self.cli_reset, ResetEpisode.Request(task=goal.task, seed=goal.seed,
                                                                    randomize=goal.randomize),
-                              p["reset_timeout"], "reset the episode")
+                              p["reset_timeout"], "reset the episode", self._start_interrupted)
             with self._lock:
                 run.reset_done(resp.success, resp.message, resp.episode_index, resp.seed_used)
         except ServiceError as e:
@@ -251,14 +273,15 @@ class RunPolicyServer(Node):
                 with self._lock:
                     run.cancel()
             if not run.done:
-                r = self._call(self.cli_policy_reset, Trigger.Request(), p["service_timeout"], "reset the policy")
+                r = self._call(self.cli_policy_reset, Trigger.Request(), p["service_timeout"], "reset the policy",
+                               self._start_interrupted)
                 if not r.success:
                     with self._lock:
                         run.abort(f"policy ~/reset refused: {r.message}")
             if not run.done:
                 enable_sent = True
                 r = self._call(self.cli_policy_enable, SetBool.Request(data=True), p["service_timeout"],
-                               "enable the policy")
+                               "enable the policy", self._start_interrupted)
                 with self._lock:
                     if r.success:
                         run.started(self.now())
@@ -308,13 +331,14 @@ class RunPolicyServer(Node):
 
     def _stop_policy(self, run: EpisodeRun) -> None:
         """Disable the policy (it holds: one hold command, then nothing; the driver holds the goal)
-        and wait for a policy_status stamped after that which shows it not running."""
+        and wait for a policy_status stamped after that which shows it not running. While the
+        server shuts down, both waits end at the shutdown's deadline."""
         with self._lock:
             if run.phase == Phase.RUNNING:  # an exception left no outcome
                 run.abort("stopped")
         try:
             r = self._call(self.cli_policy_enable, SetBool.Request(data=False), self.p["service_timeout"],
-                           "disable the policy")
+                           "disable the policy", self._stop_interrupted)
         except ServiceError as e:
             self._append(run, f"could not disable the policy: {e}")
             return
@@ -323,7 +347,7 @@ class RunPolicyServer(Node):
             return
         t_off = self.now()
         deadline = time.monotonic() + self.p["hold_confirm_timeout"]
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stop_interrupted():
             with self._lock:
                 if self._policy_stamp >= t_off and self._policy_state != PolicyStatus.RUNNING:
                     return
@@ -349,10 +373,14 @@ class RunPolicyServer(Node):
 
 
 def main(args=None) -> int:
-    """Serve the action until Ctrl-C (SIGINT). A goal running then is aborted and the policy
-    disabled before the node goes (rclpy's own SIGINT handler is off so that the context stays up
-    for that, at most 10 s). Exit codes: 0 stopped, 2 refused configuration."""
+    """Serve the action until Ctrl-C (SIGINT) or SIGTERM. A goal running then is aborted and the
+    policy disabled before the node goes, within SHUTDOWN_TIMEOUT s (rclpy's own SIGINT handler is
+    off so that the context stays up for that; the signal only sets a flag, so it never lands
+    inside the executor). Exit codes: 0 stopped, 2 refused configuration."""
+    stop = threading.Event()
     with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         try:
             node = RunPolicyServer()
         except (ValueError, ParameterException) as e:
@@ -361,18 +389,17 @@ def main(args=None) -> int:
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         try:
-            try:
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.2)  # returns often: Ctrl-C is seen
-            except KeyboardInterrupt:
-                if node.shut_down():
-                    deadline = time.monotonic() + 10.0
-                    while node.running and time.monotonic() < deadline:
-                        executor.spin_once(timeout_sec=0.1)
-        except (KeyboardInterrupt, ExternalShutdownException):
+            while rclpy.ok() and not stop.is_set():
+                executor.spin_once(timeout_sec=0.1)  # returns often: the signal's flag is seen
+            if stop.is_set() and node.shut_down():
+                # the goal's waits end at the shutdown deadline; a little more for its result to go out
+                deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 0.5
+                while node.running and time.monotonic() < deadline:
+                    executor.spin_once(timeout_sec=0.05)
+        except ExternalShutdownException:
             pass
         finally:
-            executor.shutdown(timeout_sec=2)
+            executor.shutdown(timeout_sec=1.0)
             node.destroy_node()
     return EXIT_OK
 
