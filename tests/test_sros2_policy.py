@@ -46,7 +46,9 @@ ROLES = {
 NOT_ALWAYS_CREATED = {"clock": "sim backend, use_sim_time", "run_policy": "evaluate --action run_policy",
                       # teleop take_over:=true (the human command source and its toggle)
                       "joint_trajectory/human": "teleop take_over", "teleop/take_over": "teleop take_over",
-                      "driver/select_source": "teleop take_over"}
+                      "driver/select_source": "teleop take_over",
+                      # teleop take_over_after > 0 (the DAgger corrector watches the task stages)
+                      "driver/status": "teleop take_over_after"}
 
 
 def norm(name: str, node: str = "") -> str:

@@ -18,6 +18,10 @@ With `take_over:=true` teleop is the `human` command source of a policy run: it 
 toggle `~/take_over` (std_srvs/SetBool, a pedal or key binds to it): true selects `human`
 (the driver first brings the follower to the leader's pose), false hands back to `policy`,
 both through `/driver/select_source` (docs/interfaces.md, "Take-over and hand-back").
+With `source:=scripted take_over:=true take_over_after:=S` the scripted expert plays the human of
+a DAgger rollout (soarm_driver.sim.corrector): it watches the episode's stages on `driver/status`,
+takes over when none was reached for S seconds, finishes the task from the current state and
+hands back.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from soarm_msgs.msg import EpisodeEvent
+from soarm_msgs.msg import DriverStatus, EpisodeEvent
 from soarm_msgs.srv import ResetEpisode, SelectSource
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -64,6 +68,10 @@ PARAMETERS = [
      "true: be the 'human' command source (publish on joint_trajectory/human, toggle with ~/take_over); false: "
      "publish on joint_trajectory (plain teleoperation)."),
     ("select_timeout", 5.0, "take_over: wall-clock limit for a /driver/select_source call (s)."),
+    ("take_over_after", 0.0,
+     "scripted + take_over: >0: stay silent while the policy drives and take over (select human, finish the task "
+     "from the current state, hand back) when no new task stage was reached for this long (s, node clock); 0: "
+     "stream the expert from each STARTED (the ~/take_over toggle decides when it is followed)."),
 ]
 
 
@@ -82,6 +90,10 @@ class TeleopNode(Node):
             raise ConfigurationError("rate_hz and episode_timeout must be > 0 and episodes >= 0")
 
         self.take_over, self.select_timeout = p["take_over"], p["select_timeout"]
+        self.take_over_after = p["take_over_after"]
+        corrector = self.take_over and self.source == "scripted"
+        if self.take_over_after < 0 or (self.take_over_after > 0 and not corrector):
+            raise ConfigurationError("take_over_after must be >= 0, and > 0 only with source:=scripted take_over:=true")
         self.pub = self.create_publisher(JointTrajectory, "joint_trajectory/human" if self.take_over
                                          else "joint_trajectory", 10)
         if self.take_over:
@@ -110,33 +122,52 @@ class TeleopNode(Node):
 
     def _on_take_over(self, request, response):
         """true: the human (this node) drives; false: hand back to the policy."""
-        source = SelectSource.Request.HUMAN if request.data else SelectSource.Request.POLICY
-        req = SelectSource.Request(source=source, reason=f"teleop ~/take_over {str(request.data).lower()}")
-        try:
-            answer = call_service(self.select_client, req, self.select_timeout, f"select_source {source}")
-        except ServiceError as e:
-            response.success, response.message = False, str(e)
-        else:
-            response.success, response.message = answer.success, answer.message
-        self.get_logger().info(f"~/take_over {request.data}: {response.message}")
+        reason = f"teleop ~/take_over {str(request.data).lower()}"
+        response.success, response.message = self._select(request.data, reason)
         return response
+
+    def _select(self, human: bool, reason: str) -> tuple[bool, str]:
+        """Ask the driver for the command source (`~/take_over`, the corrector): (success, message)."""
+        source = SelectSource.Request.HUMAN if human else SelectSource.Request.POLICY
+        try:
+            answer = call_service(self.select_client, SelectSource.Request(source=source, reason=reason),
+                                  self.select_timeout, f"select_source {source}")
+        except ServiceError as e:
+            self.get_logger().warning(f"select_source {source} ({reason}) failed: {e}")
+            return False, str(e)
+        self.get_logger().info(f"select_source {source} ({reason}): {answer.message}")
+        return bool(answer.success), answer.message
 
     # ------------------------------------------------------------------ scripted
     def _setup_scripted(self):
         from soarm_driver.sim.episode_runner import EpisodeRunner
         from soarm_driver.sim.expert import ScriptedExpert
 
-        self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time,
-                                            core_log(self.get_logger()))
         group = ReentrantCallbackGroup()
         events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        if self.take_over_after > 0:
+            from soarm_driver.sim.corrector import CorrectingRunner
+
+            self.episode_runner = CorrectingRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time,
+                                                   self.take_over_after,
+                                                   lambda human, reason: self._select(human, reason)[0],
+                                                   core_log(self.get_logger()))
+            status_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(DriverStatus, "driver/status", self._on_status, status_qos, callback_group=group)
+        else:
+            self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time,
+                                                core_log(self.get_logger()))
         self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data,
                                  callback_group=group)
         self.create_subscription(MarkerArray, "scene/objects", self._on_objects, qos_profile_sensor_data,
                                  callback_group=group)
         self.create_subscription(EpisodeEvent, "episode_events", self._on_event, events_qos, callback_group=group)
         self.reset_client = self.create_client(ResetEpisode, "reset_episode", callback_group=group)
+
+    def _on_status(self, msg: DriverStatus):
+        self.episode_runner.on_stages(msg.episode_index, msg.stages, self.now_s())
 
     def _on_joint_state(self, msg: JointState):
         index = {n: i for i, n in enumerate(msg.name)}
