@@ -47,6 +47,8 @@ def test_corrections_only_gives_one_plan_per_window():
     assert subs[0].name == "b#0.0" and ep.window is None
 
 
-def test_corrections_only_cannot_go_without_the_feature():
-    with pytest.raises(ConversionError, match="intervention-feature never"):
-        Options(frames="corrections", intervention_feature="never").validate()
+def test_corrections_only_may_go_without_the_feature():
+    """Correction windows appended to a demonstration dataset without the feature (demo --dagger-rounds)."""
+    assert Options(frames="corrections", intervention_feature="never").validate().intervention_feature == "never"
+    with pytest.raises(ConversionError, match="frames"):
+        Options(frames="windows").validate()

@@ -70,7 +70,9 @@ class Options:
     #: "all" frames, or only the "corrections" (frames under human control, one episode per window).
     frames: str = "all"
     #: The `intervention` feature (conversion.corrections): "auto" when some kept episode has a
-    #: correction window (or frames is "corrections"), "always", "never".
+    #: correction window (or frames is "corrections"), "always", "never". frames "corrections" with
+    #: "never": no feature (every frame is a correction), so correction windows can be appended to a
+    #: demonstration dataset without it, all of whose frames are the human's too (demo.py --dagger-rounds).
     intervention_feature: str = "auto"
     extra: dict = field(default_factory=dict)
 
@@ -88,9 +90,6 @@ class Options:
             raise ConversionError(f"--vcodec must be one of {', '.join(VCODECS)}, got {self.vcodec!r}")
         if len(set(self.joints)) != len(self.joints) or not self.joints:
             raise ConversionError(f"joint names must be unique and not empty: {self.joints}")
-        if self.frames == "corrections" and self.intervention_feature == "never":
-            raise ConversionError("--frames corrections writes the intervention feature; drop "
-                                  "--intervention-feature never")
         return self
 
     def video_settings(self):
