@@ -262,21 +262,31 @@ class Demo:
         self.trained_steps = step
         say(f"checkpoint: {last.resolve().name} (step {step})")
 
-    def evaluate(self) -> None:
+    def start_policy(self) -> Proc:
+        """The policy node on the last checkpoint (the evaluation's and the DAgger rollouts')."""
         ckpt = self.out / "train" / "checkpoints" / "last" / "pretrained_model"
         if not ckpt.is_dir():
             raise DemoError(f"no checkpoint at {ckpt}")
+        return self.start("policy", "soarm_act_policy", "policy",
+                          params_files=[CONFIG / "policy.yaml", CONFIG / "demo" / "policy.yaml"],
+                          params={"checkpoint": str(ckpt), "use_sim_time": True,
+                                  **({"device": self.a.device} if self.a.device else {}),
+                                  **({"mode": self.a.policy_mode} if self.a.policy_mode else {})},
+                          echo=r"(?i)error|warm-up|loading")
+
+    def checkpoint_step(self) -> int:
+        """Training step of the last checkpoint."""
+        last = self.out / "train" / "checkpoints" / "last"
+        return int(json.loads((last / "training_state" / "training_step.json").read_text())["step"])
+
+    def evaluate(self, eval_dir: Path | None = None) -> None:
+        """Closed-loop evaluation of the last checkpoint into eval_dir (default <out>/eval)."""
         driver = self.driver()
-        policy = self.start("policy", "soarm_act_policy", "policy",
-                            params_files=[CONFIG / "policy.yaml", CONFIG / "demo" / "policy.yaml"],
-                            params={"checkpoint": str(ckpt), "use_sim_time": True,
-                                    **({"device": self.a.device} if self.a.device else {}),
-                                    **({"mode": self.a.policy_mode} if self.a.policy_mode else {})},
-                            echo=r"(?i)error|warm-up|loading")
+        policy = self.start_policy()
         ev = self.start("evaluate", "soarm_act_policy", "evaluate", ros=False,
                         args=["--num-episodes", str(self.a.eval_episodes), "--episode-time", str(self.a.episode_time),
                               "--seed", str(self.a.eval_seed), "--service-timeout", "180",
-                              "--output-dir", str(self.out / "eval")],
+                              "--output-dir", str(eval_dir or self.out / "eval")],
                         echo=r"\[evaluate\]|error")
         self.run_to_end(ev, timeout=300 + self.a.eval_episodes * (3 * self.a.episode_time + 60), what="evaluation")
         self.stop(policy, driver)
@@ -308,6 +318,8 @@ class Demo:
             "trained_steps": self.trained_steps, "stage_seconds": self.timings, "total_seconds": total, "settings": {
                 k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.a).items()},
         }
+        if self.a.dagger_rounds > 0:
+            summary["dagger"] = self.dagger()
         (self.out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         rates = report.get("stage_rates")
         stages = ", ".join(f"{k} {100 * v:.0f} %" for k, v in rates.items()) if rates else "unknown"
@@ -316,7 +328,18 @@ class Demo:
         say(f"report: {report_path}")
         say(f"plot:   {summary['plot']}")
         say(f"summary: {self.out / 'demo_summary.json'}")
+        if "dagger" in summary:
+            from demo_dagger import table
+
+            banner("DAgger: success and stage rates on the evaluation seeds")
+            print(table(summary["dagger"]), flush=True)
         return 0
+
+    def dagger(self) -> dict:
+        """--dagger-rounds: rollouts with expert corrections -> dataset -> train -> evaluate (demo_dagger.py)."""
+        from demo_dagger import DaggerRounds
+
+        return DaggerRounds(self, CONFIG, REPO_ID, say, banner, DemoError).run()
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -354,6 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-time-factor", type=float, default=1.0, help="sim speed vs wall clock (default: 1)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42") or 42),
                    help="ROS_DOMAIN_ID for all processes (default: $ROS_DOMAIN_ID or 42)")
+    g = p.add_argument_group("DAgger rounds after the evaluation (scripts/demo_dagger.py)")
+    g.add_argument("--dagger-rounds", type=int, default=0,
+                   help="rounds of: policy rollouts corrected by the scripted expert (recorded) -> corrections "
+                   "appended to the dataset -> train --resume -> evaluate on the same seeds (default: 0)")
+    g.add_argument("--dagger-episodes", type=int, default=10, help="policy rollouts per round (default: 10)")
+    g.add_argument("--dagger-seed", type=int, default=3000,
+                   help="scene seed of round 1's first rollout; round r starts at seed + (r-1) x episodes, apart "
+                   "from the demo and evaluation seeds (default: 3000)")
+    g.add_argument("--dagger-take-over-after", type=float, default=4.0,
+                   help="the expert takes over when no new task stage was reached for this long, s (default: 4)")
+    g.add_argument("--dagger-episode-time", type=float, default=0.0,
+                   help="rollout time limit, s (default: --episode-time + 15, room for the expert to finish)")
+    g.add_argument("--dagger-steps", type=int, default=2000,
+                   help="training steps added per round (train --resume) (default: 2000)")
+    g.add_argument("--dagger-train-minutes", type=float, default=5.0,
+                   help="time budget of each round's training, min (0 = no limit) (default: 5)")
     p.add_argument("--from-stage", type=int, choices=(1, 2, 3, 4), default=1,
                    help="resume a run in --output-dir at this stage (earlier outputs must exist)")
     p.add_argument("--to-stage", type=int, choices=(1, 2, 3, 4), default=4, help="stop after this stage")
