@@ -109,3 +109,19 @@ def test_motion_starts_from_the_measured_arm_pose(sim, expert):
     sim.advance(DT)
     publish_world(sim, runner)
     np.testing.assert_allclose(runner.tick(sim.time), sim.read_positions())  # no jump at the start
+
+
+def test_a_stall_of_the_ticks_delays_the_plan_instead_of_jumping(sim, expert):
+    from soarm_driver.sim.episode_runner import MAX_PLAN_STEP
+
+    runner = EpisodeRunner(expert, episode_timeout=20.0, post_success_time=1.0, log=lambda *a: None)
+    runner.on_started(0, sim.time)
+    sim.advance(DT)
+    goals = run(sim, runner, 0.5)  # into the approach: a joint-space move, the same goal for the same time
+    plan_time = (len(goals) - 1) * DT  # to within the sim clock's timestep rounding
+    now = sim.time + 1.0  # the next tick comes 1 s late (a starved process)
+    after = runner.tick(now)
+    np.testing.assert_allclose(after, expert.command(plan_time + MAX_PLAN_STEP), atol=0.01)
+    assert np.abs(after - expert.command(plan_time + 1.0)).max() > 0.1  # where a jump would have put it
+    np.testing.assert_allclose(runner.tick(now + DT), expert.command(plan_time + MAX_PLAN_STEP + DT),
+                               atol=0.01)  # on time again
