@@ -316,6 +316,38 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
     sensors.close()
 
 
+def test_idle_while_loading_is_kept_for_subscribers_that_match_late(start_node, ros_node, ckpts):
+    """policy_status is IDLE (with the reason) from before the checkpoint loads until the first tick.
+
+    The publisher keeps its newest status (transient local, depth 1): a transient local subscriber
+    that exists before the node starts, and so matches while the checkpoint loads, gets IDLE first;
+    a volatile subscriber (evaluate, run_policy_server) still matches the same publisher.
+    """
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from soarm_msgs.msg import PolicyStatus
+
+    latched: list = []
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    ros_node.node.create_subscription(PolicyStatus, "policy_status", latched.append, qos)
+    volatile = Outputs(ros_node)
+    sensors = Sensors(ros_node)
+    start_policy(start_node, ckpts["radians"], mode="ensemble")
+    volatile.wait_status(lambda s: s.state == PolicyStatus.HOLDING, START_TIMEOUT, "holding (volatile subscriber)")
+    ros_node.wait_for(lambda: any(s.state == PolicyStatus.HOLDING for s in latched), 30,
+                      what="holding (transient local subscriber)")
+    states = [s.state for s in latched]
+    assert states[0] == PolicyStatus.IDLE, f"first status {states[0]}, expected IDLE; states {states[:5]}"
+    first_other = next(i for i, s in enumerate(states) if s != PolicyStatus.IDLE)
+    assert PolicyStatus.IDLE not in states[first_other:], "IDLE after the first tick"
+    reasons = [s.hold_reason for s in latched[:first_other]]
+    assert all(r.startswith(("loading checkpoint ", "warming up: ")) for r in reasons), reasons
+    assert any(r.startswith("warming up: two inferences on ") for r in reasons), reasons
+    idle = latched[0]
+    assert idle.mode == "" and math.isnan(idle.inference_latency) and idle.steps == 0
+    assert "disabled" in latched[first_other].hold_reason and latched[first_other].mode == "ensemble"
+    sensors.close()
+
+
 def test_async_mode_keeps_the_control_rate_while_inference_is_slow(start_node, ros_node, ckpts):
     from soarm_msgs.msg import PolicyStatus
 

@@ -7,6 +7,7 @@ services and parameters: docs/interfaces.md, section "policy".
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -31,7 +32,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from .checkpoint import (
     CheckpointError, LoadedPolicy, check_compatible, read_spec, resolve_checkpoint,
 )
-from .control_loop import ERROR, RUNNING, LoopConfig, ControlLoop, Snapshot, resolve_mode
+from .control_loop import ERROR, IDLE, RUNNING, LoopConfig, ControlLoop, Snapshot, resolve_mode
 from .diagnostics import TickRate, policy_diagnostics
 from .events import kind_names
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
@@ -46,15 +47,21 @@ SENSOR_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
     history=HistoryPolicy.KEEP_LAST, depth=1,
 )
-#: The driver's latched ~/command_source (reliable, transient local, depth 1).
-SOURCE_QOS = QoSProfile(
+#: Reliable, transient local, depth 1: a late joiner gets the newest message.
+LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
     history=HistoryPolicy.KEEP_LAST, depth=1,
 )
+#: The driver's latched ~/command_source.
+SOURCE_QOS = LATCHED_QOS
 EVENTS_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
     history=HistoryPolicy.KEEP_LAST, depth=10,
 )
+#: policy_status: the newest status is kept for late joiners (a transient local subscriber that
+#: matches during the checkpoint load still sees IDLE); volatile subscribers, reliable or best
+#: effort, match it too and get the live stream.
+STATUS_QOS = LATCHED_QOS
 
 P = ParameterType
 PARAMETERS = [
@@ -125,12 +132,14 @@ class PolicyNode(Node):
             camera_keys=parse_camera_keys(p["camera_keys"]), resize=p["resize_images"],
             joint_ranges={j: (ranges[2 * i], ranges[2 * i + 1]) for i, j in enumerate(joints)} if ranges else {},
         )
+        # IDLE while the checkpoint loads and warms up (seconds): the publisher exists first
+        self.status_pub = self.create_publisher(PolicyStatus, "policy_status", STATUS_QOS)
+        path = resolve_checkpoint(p["checkpoint"])
+        self._publish_idle(f"loading checkpoint {path}")
         if p["torch_threads"] > 0:
             import torch
 
             torch.set_num_threads(int(p["torch_threads"]))
-
-        path = resolve_checkpoint(p["checkpoint"])
         spec = read_spec(path)  # checked before torch and LeRobot load: a mismatch fails fast
         check_compatible(spec, self.mapping, tuple(p["image_size"]) if p["image_size"] else None)
         self.get_logger().info(f"loading checkpoint {path}")
@@ -139,6 +148,7 @@ class PolicyNode(Node):
         self.period = 1.0 / float(p["control_rate_hz"])
         latency = float("inf")
         if p["warmup"]:
+            self._publish_idle(f"warming up: two inferences on {self.model.device}")
             latency = self.model.warmup(runs=2)
             self.get_logger().info(f"warm-up inference on {self.model.device}: {latency * 1000:.0f} ms")
         mode, warning = resolve_mode(p["mode"], latency, self.period)
@@ -176,7 +186,6 @@ class PolicyNode(Node):
         self.create_subscription(CommandSource, "driver/command_source", self._on_command_source, SOURCE_QOS,
                                  callback_group=commands)
         self.traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
-        self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
         self.path_pub = self.create_publisher(MarkerArray, "policy/planned_path", 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._tick_rate = TickRate(window=1.0)
@@ -356,6 +365,12 @@ class PolicyNode(Node):
         m.color.r, m.color.g, m.color.b, m.color.a = 0.1, 0.8, 0.2, 1.0
         m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in xyz]
         self.path_pub.publish(MarkerArray(markers=[m]))
+
+    def _publish_idle(self, reason: str):
+        """An IDLE status (no checkpoint loaded yet / warming up): no mode, NaN latency and age, zero counters."""
+        s = PolicyStatus(state=IDLE, hold_reason=reason, inference_latency=math.nan, observation_age=math.nan)
+        s.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(s)
 
     def _publish_status(self, stamp, result, c):
         s = PolicyStatus()
