@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -60,16 +59,13 @@ def test_teleop_session_drives_episodes_to_success(start_node, ros_node):
         time.sleep(0.2)
     assert not teleop.alive(), "teleop session did not finish"
     assert teleop.proc.returncode == 0, teleop.log()[-3000:]
-    # Known intermittent bug (open): over DDS the expert sometimes stalls mid-episode (seen on
-    # the second episode / some seeds), so the session must finish both episodes and succeed
-    # at least once; the expert's own success rate is measured in bench_sim.py.
-    done = re.search(r"session done: (\d+)/2 episodes succeeded", teleop.log())
-    assert done and int(done.group(1)) >= 1, teleop.log()[-3000:]
-    ros_node.wait_for(lambda: len(successes(events)) >= int(done.group(1)), 10, what="the SUCCESS events")
+    # Every episode succeeds: a starved teleop no longer makes the expert's plan jump ahead
+    # (sim/episode_runner.py, max_plan_step), what made it fail some episodes over DDS under load.
+    assert "session done: 2/2 episodes succeeded" in teleop.log(), teleop.log()[-3000:]
     started = [e for e in events.snapshot() if e.kind == EpisodeEvent.STARTED]
     assert len(started) == 2 and all(e.task == TASK for e in started)
-    assert successes(events) <= {e.episode_index for e in started}
-    assert len(successes(events)) == int(done.group(1))
+    indices = {e.episode_index for e in started}
+    ros_node.wait_for(lambda: successes(events) == indices, 10, what="the SUCCESS events of both episodes")
     msgs = commands.snapshot()
     assert len(msgs) > 200  # ~30 Hz for ~2 x 10 s
     assert all(list(m.joint_names) == JOINTS and len(m.points) == 1 and len(m.points[0].positions) == 6 for m in msgs)
@@ -85,7 +81,11 @@ def test_teleop_follows_episodes_started_by_others(start_node, ros_node):
                         params={"use_sim_time": True})
     resp = ros_node.call(ResetEpisode, "reset_episode", ResetEpisode.Request(seed=40, randomize=True), timeout=90)
     assert resp.success, resp.message
-    ros_node.wait_for(lambda: resp.episode_index in successes(events), 60, what="SUCCESS of the episode we started")
+    # teleop ends the episode itself (SUCCESS, or its episode_timeout on the sim clock): wait for
+    # that rather than for a wall-clock time, which a slow sim on a loaded machine can overrun
+    ros_node.wait_for(lambda: resp.episode_index in successes(events) or "no SUCCESS" in teleop.log(), 180,
+                      interval=0.5, what="the end of the episode we started (teleop's SUCCESS or timeout)")
+    assert resp.episode_index in successes(events), teleop.log()[-3000:]
     assert teleop.alive()
     started = [e for e in events.snapshot() if e.kind == EpisodeEvent.STARTED]
     assert started[-1].task == TASK  # the sim backend's task text is the driver's default
