@@ -1,5 +1,5 @@
 """Correction windows of a recording (conversion.corrections), without bags: windows from the
-INTERVENTION_* events, the per-frame flag on the grid, one plan per window with --frames corrections."""
+INTERVENTION_* events, the per-frame flag on the grid, one episode per window with --frames corrections."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from soarm_act_policy.conversion import corrections
 from soarm_act_policy.conversion.extract import Event
 from soarm_act_policy.conversion.options import ConversionError, Options
-from soarm_act_policy.conversion.plan import EpisodePlan, Segment
+from soarm_act_policy.conversion.episodes import BagEpisode, Segment
 from soarm_act_policy.events import INTERVENTION_END, INTERVENTION_START, STARTED
 
 S = 1_000_000_000
@@ -35,13 +35,13 @@ def test_mask_is_true_from_start_to_before_end():
     assert corrections.runs(m) == [(10, 20), (30, 40)]
 
 
-def test_corrections_only_gives_one_plan_per_window():
+def test_corrections_only_gives_one_episode_per_window():
     grid = (np.arange(0, 40) * S // 10).astype(np.int64)
-    ep = EpisodePlan(bag=Path("b"), segment_index=0, segment=Segment(0, None, "t", 0, "x"),
+    ep = BagEpisode(bag=Path("b"), segment_index=0, segment=Segment(0, None, "t", 0, "x"),
                      task="t", grid=grid, state=np.arange(40.0)[:, None], action=np.arange(40.0)[:, None],
                      image_index={"front": np.arange(40)})
     ep.intervention = corrections.mask(grid, [(1 * S, 2 * S), (3 * S, None)])
-    subs = corrections.correction_plans(ep)
+    subs = corrections.correction_episodes(ep)
     assert [(s.window, s.frames) for s in subs] == [(0, 10), (1, 10)]
     assert subs[1].state[0, 0] == 30.0 and subs[1].image_index["front"][0] == 30 and subs[1].intervention.all()
     assert subs[0].name == "b#0.0" and ep.window is None

@@ -10,7 +10,7 @@ import pytest
 from soarm_act_policy.bags import BagWriter
 from soarm_act_policy.bags.synthetic import DemoSpec, joint_value, stamps, write_demo_bag
 from soarm_act_policy.conversion import ConversionError, Options, convert
-from soarm_act_policy.conversion.convert import plan
+from soarm_act_policy.conversion.convert import scan
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("SVT_LOG", "1")
@@ -111,8 +111,8 @@ def test_empty_and_truncated_bags(tmp_path):
 def test_no_task_is_an_error_unless_given(tmp_path):
     bag = write_demo_bag(tmp_path / "b", DemoSpec(duration=0.5))
     with pytest.raises(ConversionError, match="--task"):
-        plan([bag], Options())
-    (ep,) = plan([bag], Options(task="lift"))[0]
+        scan([bag], Options())
+    (ep,) = scan([bag], Options(task="lift"))[0]
     assert ep.task == "lift" and ep.status == "planned"
 
 
@@ -130,8 +130,8 @@ def test_quality_report_fields(tmp_path):
         return msg
 
     bag = write_demo_bag(tmp_path / "b", DemoSpec(duration=2.0), transform=tf)
-    plans, failed, _ = plan([bag], Options(task="x", on_problem="warn", frozen_s=1.0))
-    (ep,) = plans
+    eps, failed, _ = scan([bag], Options(task="x", on_problem="warn", frozen_s=1.0))
+    (ep,) = eps
     r = ep.report(30)
     js, front, wrist = (r["streams"][t] for t in ("/joint_states", "/cameras/front/image_raw",
                                                   "/cameras/wrist/image_raw"))
@@ -144,8 +144,8 @@ def test_quality_report_fields(tmp_path):
     kinds = sorted((p["kind"], p["topic"]) for p in r["problems"])
     assert kinds == [("frozen_camera", "/cameras/wrist/image_raw"), ("gap", "/joint_states")]
     assert ep.status == "kept_with_warnings"
-    plans, _, _ = plan([bag], Options(task="x", on_problem="skip", frozen_s=1.0))
-    assert plans[0].status == "skipped"
+    eps, _, _ = scan([bag], Options(task="x", on_problem="skip", frozen_s=1.0))
+    assert eps[0].status == "skipped"
 
 
 def test_identical_frames_of_a_static_scene_are_not_a_frozen_camera(tmp_path):
@@ -157,7 +157,7 @@ def test_identical_frames_of_a_static_scene_are_not_a_frozen_camera(tmp_path):
         return msg
 
     bag = write_demo_bag(tmp_path / "b", DemoSpec(duration=2.0), transform=tf)
-    (ep,) = plan([bag], Options(task="x", frozen_s=1.0))[0]
+    (ep,) = scan([bag], Options(task="x", frozen_s=1.0))[0]
     front = ep.streams["/cameras/front/image_raw"]
     assert front["frozen_s"] == pytest.approx(2.0, abs=0.05) and front["frozen_joint_motion"] == 0.0
     assert ep.problems == [] and ep.status == "planned"
@@ -166,13 +166,13 @@ def test_identical_frames_of_a_static_scene_are_not_a_frozen_camera(tmp_path):
 def test_state_hold_rule(tmp_path):
     spec = DemoSpec(duration=1.0, state_rate=20.0)
     bag = write_demo_bag(tmp_path / "b", spec)
-    (ep,) = plan([bag], Options(task="x", state_rule="hold"))[0]
+    (ep,) = scan([bag], Options(task="x", state_rule="hold"))[0]
     st = stamps(spec.t0, spec.duration, spec.state_rate)
     for k, t in enumerate(ep.grid):
         s = max(s for s in st if s <= t)
         want = [joint_value(j, s * 1e-9 - spec.t0) for j in range(6)]
         np.testing.assert_allclose(ep.state[k], want, atol=2e-7)
-    (lin,) = plan([bag], Options(task="x", state_rule="linear"))[0]
+    (lin,) = scan([bag], Options(task="x", state_rule="linear"))[0]
     assert np.abs(lin.state - ep.state).max() > 1e-3  # the rules really differ at 20 Hz
 
 

@@ -10,8 +10,8 @@ warn: keep it and report). Pass 2 decodes the selected frames and writes through
 LeRobot into a staging directory that replaces `root` only when complete.
 
 The videos are encoded by jobs, one per bag (videos.encode_bag), started as soon as the
-bag is planned, in `workers` processes, while
-the main thread plans the next bags and writes the rows, statistics and metadata
+bag is scanned (pass 1), in `workers` processes, while
+the main thread scans the next bags and writes the rows, statistics and metadata
 through LeRobot in episode order. The dataset does not depend on `workers`.
 """
 
@@ -37,7 +37,7 @@ from .episode_meta import write_episode_columns
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
-from .plan import EpisodePlan, Problem, plan_bag
+from .episodes import BagEpisode, Problem, bag_episodes
 from .videos import EncodedVideos, Encoder, encode_bag, make_executor, make_job
 
 REPORT_NAME = "quality_report.json"
@@ -46,7 +46,7 @@ REPORT_NAME = "quality_report.json"
 @dataclass
 class Result:
     root: Path
-    episodes: list[EpisodePlan] = field(default_factory=list)
+    episodes: list[BagEpisode] = field(default_factory=list)
     failed_bags: list[dict] = field(default_factory=list)
     written_frames: int = 0
     seconds: float = 0.0
@@ -55,11 +55,11 @@ class Result:
     fps: int = 30
 
     @property
-    def written(self) -> list[EpisodePlan]:
+    def written(self) -> list[BagEpisode]:
         return [e for e in self.episodes if e.status in ("written", "kept_with_warnings")]
 
     @property
-    def skipped(self) -> list[EpisodePlan]:
+    def skipped(self) -> list[BagEpisode]:
         return [e for e in self.episodes if e.status == "skipped"]
 
     def report(self) -> dict:
@@ -68,7 +68,7 @@ class Result:
                 "failed_bags": self.failed_bags}
 
     def summary(self) -> str:
-        eps = self.planned if self.dry_run else self.written
+        eps = self.selected if self.dry_run else self.written
         frames = sum(e.frames for e in eps)
         return (f"{'would write' if self.dry_run else 'wrote'} {len(eps)} episodes, {frames} frames, "
                 f"{frames / self.fps / 60:.2f} min of data at {self.fps} fps; skipped "
@@ -76,7 +76,7 @@ class Result:
                 + ("" if self.dry_run else f" -> {self.root}"))
 
     @property
-    def planned(self) -> list[EpisodePlan]:
+    def selected(self) -> list[BagEpisode]:
         return [e for e in self.episodes if e.status != "skipped"]
 
 
@@ -108,14 +108,14 @@ def _progress(enabled: bool, **kw):
     return tqdm(disable=not enabled, dynamic_ncols=True, **kw)
 
 
-def plan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
+def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
          log: Callable[[str], None] = print, on_bag: Callable | None = None
-         ) -> tuple[list[EpisodePlan], list[dict], dict]:
-    """Pass 1: episode plans (status set by the problem policy), failed bags, bag data by path.
+         ) -> tuple[list[BagEpisode], list[dict], dict]:
+    """Pass 1: the bags' episodes (status set by the problem policy), failed bags, bag data by path.
 
-    `on_bag(data, plans)` is called after each readable bag is planned (statuses not set yet).
+    `on_bag(data, episodes)` is called after each readable bag is scanned (statuses not set yet).
     """
-    plans: list[EpisodePlan] = []
+    episodes: list[BagEpisode] = []
     failed: list[dict] = []
     datas = {}
     for bag in bags:
@@ -130,31 +130,31 @@ def plan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
                 log(f"WARNING: skipping {exc}")
                 continue
         datas[data.path] = data
-        bag_plans = plan_bag(data, opts)
-        plans.extend(bag_plans)
+        bag_eps = bag_episodes(data, opts)
+        episodes.extend(bag_eps)
         if on_bag is not None:
-            on_bag(data, bag_plans)
-    _check_layouts(plans, datas)
-    problems = [(p, q) for p in plans for q in p.problems]
+            on_bag(data, bag_eps)
+    _check_layouts(episodes, datas)
+    problems = [(p, q) for p in episodes for q in p.problems]
     if opts.on_problem == "fail" and problems:
         lines = "\n".join(f"  bag {p.bag} episode {p.segment_index}: {q}" for p, q in problems)
         raise ConversionError(f"{len(problems)} problem(s) found, nothing was written:\n{lines}\n"
                               "Fix the recordings, or pass --on-problem skip (leave those episodes "
                               "out) or --on-problem warn (keep them).")
-    for p in plans:
+    for p in episodes:
         if p.problems:
             keep = opts.on_problem == "warn" and not p.fatal
             p.status = "kept_with_warnings" if keep else "skipped"
             for q in p.problems:
                 log(f"WARNING: bag {p.bag} episode {p.segment_index}: {q}"
                     + ("" if keep else " -> episode skipped"))
-    return plans, failed, datas
+    return episodes, failed, datas
 
 
-def _check_layouts(plans: list[EpisodePlan], datas: dict) -> None:
+def _check_layouts(episodes: list[BagEpisode], datas: dict) -> None:
     """Every episode must have the same cameras and image sizes (the first usable one rules)."""
     ref = None
-    for p in plans:
+    for p in episodes:
         if p.fatal:
             continue
         shape = {c: (s.height, s.width) for c, s in datas[p.bag].cameras.items()}
@@ -184,16 +184,16 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
     encode = opts.streaming_encoding and not dry_run
     encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
     pool = make_executor(workers) if encode else None
-    jobs: dict[Path, tuple[list[EpisodePlan], object]] = {}
+    jobs: dict[Path, tuple[list[BagEpisode], object]] = {}
     tmp: Path | None = None
     try:
         if encode:
             root.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.videos-", dir=root.parent))
 
-            def start_job(data, bag_plans: list[EpisodePlan]) -> None:
+            def start_job(data, bag_eps: list[BagEpisode]) -> None:
                 # Episodes that can still be written (problems found later only remove some).
-                cand = [p for p in bag_plans if not p.problems or (opts.on_problem == "warn" and not p.fatal)]
+                cand = [p for p in bag_eps if not p.problems or (opts.on_problem == "warn" and not p.fatal)]
                 if cand:
                     cams = sorted(data.cameras)
                     job = make_job(cand, cams, {c: data.cameras[c].topic for c in cams},
@@ -203,8 +203,8 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                     jobs[data.path] = (cand, pool.submit(encode_bag, job))
         else:
             start_job = None
-        plans, failed, datas = plan(bags, opts, progress=progress, log=log, on_bag=start_job)
-        result = Result(root, plans, failed, dry_run=dry_run, fps=opts.fps)
+        episodes, failed, datas = scan(bags, opts, progress=progress, log=log, on_bag=start_job)
+        result = Result(root, episodes, failed, dry_run=dry_run, fps=opts.fps)
         if not dry_run:
             _write(result, repo_id, root, opts, datas, jobs, append=append, progress=progress,
                    image_writer_threads=image_writer_threads)
@@ -244,17 +244,17 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
         try:
             with _progress(progress, desc="writing", unit="frame", total=total) as bar:
                 for bag in dict.fromkeys(p.bag for p in keep):
-                    bag_plans = [p for p in keep if p.bag == bag]
+                    bag_eps = [p for p in keep if p.bag == bag]
                     if videos is not None:
                         cand, future = jobs[bag]
                         try:
                             encoded = dict(zip(map(id, cand), future.result(), strict=True))
                         except RuntimeError as exc:
                             raise ConversionError(f"bag {bag}: {exc}; nothing was written") from exc
-                        frames = ((ep, k, blank) for ep in bag_plans for k in range(ep.frames))
+                        frames = ((ep, k, blank) for ep in bag_eps for k in range(ep.frames))
                     else:
                         topics = {c: datas[bag].cameras[c].topic for c in cameras}
-                        frames = iter_frames(bag_plans, cameras, topics)
+                        frames = iter_frames(bag_eps, cameras, topics)
                     for ep, k, images in frames:
                         frame = {STATE: ep.state[k], ACTION: ep.action[k], "task": ep.task}
                         if flagged:
@@ -287,7 +287,7 @@ def _dataset_features(root: Path) -> dict:
     return json.loads(info.read_text()).get("features", {}) if info.exists() else {}
 
 
-def episode_columns(ep: EpisodePlan) -> dict:
+def episode_columns(ep: BagEpisode) -> dict:
     """The dataset's per-episode `soarm/*` columns of a written episode (episode_meta.COLUMNS)."""
     seg = ep.segment
     return {"soarm/seed": int(seg.seed), "soarm/outcome": seg.outcome or "",

@@ -55,8 +55,8 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def correction_plans(ep) -> list:
-    """Corrections only: one episode plan per correction window of `ep` (conversion.plan.EpisodePlan
+def correction_episodes(ep) -> list:
+    """Corrections only: one episode per correction window of `ep` (conversion.episodes.BagEpisode
     with a grid), each holding that window's frames (all flagged); none when it has no correction."""
     out = []
     for w, (a, b) in enumerate(runs(ep.intervention)):

@@ -1,4 +1,4 @@
-"""Second pass over a bag: the camera frames the plans selected, in grid order."""
+"""Second pass over a bag: the camera frames the episodes selected, in grid order."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ import numpy as np
 
 from ..bags import BagError, BagReader
 from .images import parse_image, to_rgb
-from .plan import EpisodePlan
+from .episodes import BagEpisode
 
 
-def iter_frames(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, str]
-                ) -> Iterator[tuple[EpisodePlan, int, dict[str, np.ndarray]]]:
-    """Yield (plan, frame k, {camera: HxWx3 uint8}) for every grid frame of `plans` in order.
+def iter_frames(episodes: list[BagEpisode], cameras: list[str], topics: dict[str, str]
+                ) -> Iterator[tuple[BagEpisode, int, dict[str, np.ndarray]]]:
+    """Yield (episode, frame k, {camera: HxWx3 uint8}) for every grid frame of `episodes` in order.
 
-    `plans` are episodes of one bag in time order; `topics` maps camera -> image topic.
+    `episodes` are of one bag, in time order; `topics` maps camera -> image topic.
     Frames are decoded once, only when selected, and dropped when no longer needed.
     """
-    if not plans:
+    if not episodes:
         return
-    bag_path = plans[0].bag
-    order = [(p, k) for p in plans for k in range(p.frames)]
-    need = {c: np.concatenate([p.image_index[c] for p in plans]) for c in cameras}
+    bag_path = episodes[0].bag
+    order = [(p, k) for p in episodes for k in range(p.frames)]
+    need = {c: np.concatenate([p.image_index[c] for p in episodes]) for c in cameras}
     remaining = {c: Counter(need[c].tolist()) for c in cameras}
     cache: dict[str, dict[int, np.ndarray]] = {c: {} for c in cameras}
     received = {c: 0 for c in cameras}
@@ -40,8 +40,8 @@ def iter_frames(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, 
                 except Exception as exc:  # name bag and topic
                     raise BagError(bag_path, f"cannot decode image {i}: {exc}", topic=m.topic) from exc
             while g < len(order) and all(int(need[c][g]) in cache[c] for c in cameras):
-                plan, k = order[g]
-                yield plan, k, {c: cache[c][int(need[c][g])] for c in cameras}
+                ep, k = order[g]
+                yield ep, k, {c: cache[c][int(need[c][g])] for c in cameras}
                 for c in cameras:
                     j = int(need[c][g])
                     remaining[c][j] -= 1

@@ -5,7 +5,7 @@ each episode's frames go to one encoder thread per camera (PyAV releases the GIL
 encoding) with exactly the codec settings LeRobot's `RGBEncoderConfig` gives the codec
 (pix_fmt, crf, g, preset, timestamps k/fps). Jobs run in `workers` spawned processes
 (no LeRobot import there: everything LeRobot decides is resolved in the main process
-and handed over in the job); the main process meanwhile plans the next bags, writes
+and handed over in the job); the main process meanwhile scans the next bags, writes
 the episodes' rows through LeRobot and takes the finished videos in episode order
 through `EncodedVideos`, which stands in for LeRobot's streaming encoder. The videos and
 statistics do not depend on which worker made them, so any `workers` gives the same
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .frames import iter_frames
-from .plan import EpisodePlan
+from .episodes import BagEpisode
 
 #: Frames buffered per camera between the reader and an encoder thread.
 QUEUE_FRAMES = 16
@@ -99,22 +99,22 @@ class Encoder:
 
 @dataclass
 class BagJob:
-    """Encode the videos of the `plans` (episodes of one bag, time order) into `out_dir`."""
+    """Encode the videos of the `episodes` (of one bag, time order) into `out_dir`."""
 
-    plans: list[EpisodePlan]
+    episodes: list[BagEpisode]
     cameras: list[str]
     topics: dict[str, str]  # camera -> image topic
     keys: dict[str, str]  # camera -> dataset feature key
     fps: int
     encoder: Encoder
     out_dir: Path
-    #: per plan: the frame numbers whose downsampled pixels go into the statistics
+    #: per episode: the frame numbers whose downsampled pixels go into the statistics
     stat_frames: list[list[int]]
     #: camera -> (rows, columns) kept by LeRobot's downsampling for statistics
     stat_pixels: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def make_job(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, str], keys: dict[str, str],
+def make_job(episodes: list[BagEpisode], cameras: list[str], topics: dict[str, str], keys: dict[str, str],
              shapes: dict[str, tuple[int, int]], fps: int, encoder: Encoder, out_dir: Path) -> BagJob:
     """A BagJob with LeRobot's statistics sampling (frames and pixels) resolved here."""
     from lerobot.datasets.compute_stats import auto_downsample_height_width, sample_indices
@@ -125,8 +125,8 @@ def make_job(plans: list[EpisodePlan], cameras: list[str], topics: dict[str, str
         rows = auto_downsample_height_width(np.broadcast_to(np.arange(h)[None, :, None], (1, h, w)))
         cols = auto_downsample_height_width(np.broadcast_to(np.arange(w)[None, None, :], (1, h, w)))
         pixels[c] = (np.array(rows[0, :, 0]), np.array(cols[0, 0, :]))
-    frames = [sample_indices(p.frames) if p.frames >= 2 else [] for p in plans]
-    return BagJob(plans, cameras, topics, keys, fps, encoder, out_dir, frames, pixels)
+    frames = [sample_indices(p.frames) if p.frames >= 2 else [] for p in episodes]
+    return BagJob(episodes, cameras, topics, keys, fps, encoder, out_dir, frames, pixels)
 
 
 #: Per episode: feature key -> (mp4 path, CHW uint8 frames for the statistics, or None).
@@ -200,23 +200,23 @@ def with_stats(videos: EpisodeVideos) -> dict[str, tuple[Path, dict | None]]:
 
 
 def encode_bag(job: BagJob) -> list[EpisodeVideos]:
-    """Encode every episode of the job; one EpisodeVideos per plan, in order."""
+    """Encode every episode of the job; one EpisodeVideos per episode, in order."""
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner per video: errors only
     logging.getLogger("libav").setLevel(logging.WARNING)  # libx264's statistics per video
     results: list[EpisodeVideos] = []
     encoders: dict[str, _CameraEncoder] = {}
-    index = {id(p): i for i, p in enumerate(job.plans)}
+    index = {id(p): i for i, p in enumerate(job.episodes)}
     try:
-        for plan, k, images in iter_frames(job.plans, job.cameras, job.topics):
+        for ep, k, images in iter_frames(job.episodes, job.cameras, job.topics):
             if k == 0:
-                i = index[id(plan)]
+                i = index[id(ep)]
                 encoders = {c: _CameraEncoder(job.out_dir / f"ep{i:04d}-{c}" / "video.mp4", job.fps, job.encoder,
                                               job.stat_frames[i], job.stat_pixels[c]) for c in job.cameras}
                 for e in encoders.values():
                     e.start()
             for c in job.cameras:
                 encoders[c].put(images[c])
-            if k == plan.frames - 1:
+            if k == ep.frames - 1:
                 for e in encoders.values():
                     e.put(None)
                 results.append({job.keys[c]: encoders[c].result() for c in job.cameras})
@@ -270,7 +270,7 @@ def make_executor(workers: int) -> cf.Executor:
     """`workers` spawned processes for encode_bag jobs (a process, not a thread, also for 1:
     reading a bag is Python work that would otherwise wait for the GIL of the writer)."""
     pool = cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(max(1, workers)):  # start and import now, while the main process plans the bags
+    for _ in range(max(1, workers)):  # start and import now, while the main process scans the bags
         pool.submit(_warm_up)
     return pool
 

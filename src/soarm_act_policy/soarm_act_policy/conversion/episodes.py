@@ -52,7 +52,7 @@ class Problem:
 
 
 @dataclass
-class EpisodePlan:
+class BagEpisode:
     bag: Path
     segment_index: int
     segment: Segment
@@ -64,11 +64,12 @@ class EpisodePlan:
     image_index: dict[str, np.ndarray] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     streams: dict[str, dict] = field(default_factory=dict)
-    status: str = "planned"  # planned | written | kept_with_warnings | skipped
+    #: planned (selected, not written yet: what a --dry-run report shows) | written | kept_with_warnings | skipped
+    status: str = "planned"
     dataset_episode_index: int | None = None
     #: per grid frame: a human was in control (the dataset's `intervention` feature)
     intervention: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    #: --frames corrections: index of the correction window this plan holds (None: the whole episode)
+    #: --frames corrections: index of the correction window this episode holds (None: the whole episode)
     window: int | None = None
 
     @property
@@ -223,9 +224,9 @@ def _moved(js: JointStream, a: int, b: int) -> float:
     return float(np.ptp(rows, axis=0).max()) if len(rows) > 1 else 0.0
 
 
-def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> EpisodePlan:
+def build_episode(data: BagData, seg: Segment, index: int, opts: Options) -> BagEpisode:
     """Time-align one episode and collect its quality report and problems."""
-    ep = EpisodePlan(data.path, index, seg, seg.task)
+    ep = BagEpisode(data.path, index, seg, seg.task)
     if not ep.task:
         ep.problems.append(Problem("no_task", opts.topic(opts.events_topic),
                                    "no task text in the events or bag metadata; pass --task", True))
@@ -296,7 +297,7 @@ def plan_episode(data: BagData, seg: Segment, index: int, opts: Options) -> Epis
     return ep
 
 
-def _check_timing(ep: EpisodePlan, topic: str, stats: dict, opts: Options) -> None:
+def _check_timing(ep: BagEpisode, topic: str, stats: dict, opts: Options) -> None:
     if stats["messages"] > 1 and stats["rate_hz"] is None:
         ep.problems.append(Problem("no_stamps", topic, f"all {stats['messages']} messages carry the same "
                                    "header stamp: the publisher does not stamp its messages", True))
@@ -310,10 +311,10 @@ def _check_timing(ep: EpisodePlan, topic: str, stats: dict, opts: Options) -> No
                                    f"(limit {opts.max_gap_s} s)"))
 
 
-def plan_bag(data: BagData, opts: Options) -> list[EpisodePlan]:
-    """The bag's episode plans; with `opts.frames` "corrections", one plan per correction window
-    instead (episodes without one are left out; those that cannot be planned stay, with their problems)."""
-    plans = [plan_episode(data, seg, i, opts) for i, seg in enumerate(split_segments(data, opts))]
+def bag_episodes(data: BagData, opts: Options) -> list[BagEpisode]:
+    """The bag's episodes; with `opts.frames` "corrections", one per correction window
+    instead (episodes without one are left out; those that cannot be aligned stay, with their problems)."""
+    episodes = [build_episode(data, seg, i, opts) for i, seg in enumerate(split_segments(data, opts))]
     if opts.frames == "corrections":
-        plans = [c for p in plans for c in (corrections.correction_plans(p) if len(p.grid) else [p])]
-    return plans
+        episodes = [c for p in episodes for c in (corrections.correction_episodes(p) if len(p.grid) else [p])]
+    return episodes
