@@ -31,6 +31,10 @@ COLUMNS: dict[str, tuple[str, object]] = {
     "soarm/stages": ("int64", -1),
     # time of the episode's first frame after its STARTED event (s), 0 without one
     "soarm/start_offset_s": ("float64", 0.0),
+    # human take-overs in the episode (the RunPolicy result's; written by evaluate --repo-id), -1 unknown
+    "soarm/interventions": ("int64", -1),
+    # seconds under human control (the RunPolicy result's human_time; evaluate --repo-id), -1 unknown
+    "soarm/human_time_s": ("float64", -1.0),
 }
 
 

@@ -8,8 +8,12 @@ Start the driver (sim backend by default) and the policy node (with a checkpoint
 
 Writes <output-dir>/eval_report.json and eval_report.png and prints the success rate and
 the rate of each task stage (reached / grasped / placed / released; sim driver only).
-To keep the evaluation episodes as bags too, run the recorder alongside (it records every
-episode from STARTED to ENDED), then convert them with bag_to_lerobot.
+To save the episodes as a LeRobot dataset, as the seeds' inference command does:
+
+    evaluate --num-episodes 5 --repo-id me/eval_so101 [--root DIR] [--push-to-hub] [--display-data]
+
+(evaluate runs the recorder, one bag per episode, and converts them after the last one;
+evaluation/to_dataset.py). Or run the recorder yourself and convert with bag_to_lerobot.
 Extra ROS arguments go after --ros-args (e.g. a namespace: --ros-args -r __ns:=/arm1).
 """
 
@@ -54,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, default=None,
                    help="where the report goes (default: outputs/eval/<date>_<time>)")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG plot")
+    d = p.add_argument_group("rollouts as a LeRobot dataset (as the seeds' inference command)")
+    d.add_argument("--repo-id", default=None,
+                   help="save the episodes as this LeRobot dataset: evaluate runs the recorder (one bag per episode "
+                        "in <output-dir>/bags) and converts them after the last episode, each episode's outcome and "
+                        "interventions in its metadata (soarm/outcome, soarm/interventions, soarm/human_time_s)")
+    d.add_argument("--root", type=Path, default=None,
+                   help="dataset directory; episodes are appended when it exists (default: <output-dir>/dataset)")
+    d.add_argument("--push-to-hub", action="store_true", help="upload the dataset to the Hugging Face Hub after")
+    d.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
+                   help="cameras as videos in the dataset (the converter writes videos only; default: on)")
+    d.add_argument("--display-data", action=argparse.BooleanOptionalAction, default=False,
+                   help="show the camera feeds in a rerun viewer while running (needs rerun-sdk)")
     return p
 
 
@@ -71,6 +87,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"evaluate: error: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
             return 2
     out = args.output_dir or Path("outputs/eval") / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    from .to_dataset import DisplayUnavailable, RolloutRecorder, require_rerun, save_rollouts, show_cameras
+
+    if (args.root or args.push_to_hub) and not args.repo_id:
+        print("evaluate: error: --root and --push-to-hub save a dataset: give --repo-id too", file=sys.stderr)
+        return 2
+    if not args.video:
+        print("evaluate: error: --no-video: the converter writes the cameras as videos only", file=sys.stderr)
+        return 2
+    try:
+        rerun = require_rerun() if args.display_data else None
+    except DisplayUnavailable as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 2
 
     from ..joints import JOINT_NAMES
     from .client import EvalClient, EvalSettings, EvaluationError
@@ -85,8 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     episodes = []
     rc = 0
     t_start = time.monotonic()
+    recorder = None
     try:
         client.prepare()
+        if rerun is not None:
+            show_cameras(client.node, rerun)
+        if args.repo_id:
+            recorder = RolloutRecorder(out / "bags", args.use_sim_time, ros_args)
+            recorder.wait_ready(client.node, args.service_timeout)
+            client.log(f"recording the episodes into {out / 'bags'} (recorder log {recorder.log_path})")
         for i in range(args.num_episodes):
             client.log(f"episode {i + 1}/{args.num_episodes} (seed {args.seed + i}) ...")
             r = client.run_episode(i)
@@ -99,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             latency = "" if lat is None else f"; inference median {lat * 1000:.0f} ms"
             client.log(f"episode {i + 1}/{args.num_episodes}: {what}{reached}{latency}")
             client.log(f"running success rate {ok}/{len(episodes)}")
-    except EvaluationError as e:
+    except (EvaluationError, RuntimeError) as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
         rc = 1
     except KeyboardInterrupt:
@@ -108,7 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         all_lat = list(client.all_latencies)
         client.close()
-    report = summarize(episodes, all_lat, {**vars(args), "output_dir": str(out),
+        if recorder is not None:
+            recorder.stop()
+    saved = {"root": str(args.root) if args.root else None}
+    if recorder is not None and episodes:
+        root = args.root or out / "dataset"
+        try:
+            saved = save_rollouts(out / "bags", args.repo_id, root, episodes, push_to_hub=args.push_to_hub,
+                                  log=lambda s: print(f"[evaluate] {s}", flush=True))
+        except Exception as e:  # conversion or Hub errors: the report is still written, exit 1
+            print(f"evaluate: error: saving the dataset failed: {e}", file=sys.stderr)
+            rc = rc or 1
+        else:
+            print(f"[evaluate] dataset {args.repo_id}: {saved['episodes']} episodes ({saved['frames']} frames) "
+                  f"added at {saved['root']}", flush=True)
+    report = summarize(episodes, all_lat, {**vars(args), "output_dir": str(out), "root": saved.get("root"),
                                            "wall_time_s": round(time.monotonic() - t_start, 1)})
     json_path = write_json(report, out / REPORT_JSON)
     if args.plot and episodes:

@@ -38,6 +38,10 @@ from .report import EpisodeResult, latency_stats
 
 #: The action `evaluate` hosts in its own process (unless EvalSettings.action names a running one).
 HOSTED_ACTION = "evaluate/run_policy"
+#: RunPolicy.Result outcome -> its name (EpisodeResult.outcome, the dataset's soarm/outcome).
+OUTCOMES = {RunPolicy.Result.SUCCESS: "success", RunPolicy.Result.FAILURE: "failure",
+            RunPolicy.Result.TIMEOUT: "timeout", RunPolicy.Result.CANCELED: "canceled",
+            RunPolicy.Result.ABORTED: "aborted", RunPolicy.Result.REJECTED: "rejected"}
 #: Services the run_policy goals need (checked before the first episode).
 POLICY_SERVICES = (("policy/enable", SetBool), ("policy/reset", Trigger))
 
@@ -254,6 +258,7 @@ class EvalClient:
         result.duration = float(r.duration)
         result.stages = None if r.stages < 0 else int(r.stages)
         result.interventions, result.human_time = int(r.interventions), float(r.human_time)
+        result.outcome = OUTCOMES.get(r.outcome, "")
         if r.duration > 0 or r.control_steps > 0:  # the policy ran
             result.control_steps = int(r.control_steps)
             result.skipped = {"stale": int(r.skipped_stale), "missing": int(r.skipped_missing),

@@ -53,6 +53,8 @@ class EpisodeResult:
     episode_index: int = -1  # the driver's episode index
     task: str = ""
     success: bool = False
+    #: the run_policy outcome: success, failure, timeout, canceled, aborted, rejected ("" without a result)
+    outcome: str = ""
     time_to_success: float | None = None  # s after the policy was enabled (node clock)
     duration: float = 0.0  # s the policy ran (node clock)
     latency: dict = field(default_factory=dict)  # inference latency stats, s

@@ -8,7 +8,8 @@ stage) and the task has not succeeded, it takes over: `select(True, reason)` (th
 joints and cube and zone poses (`ScriptedExpert.start_from`: a held cube is carried on, a
 displaced one grasped where it lies) and streams its goals (on `joint_trajectory/human`). It
 replans from the state of the moment when a plan ended without SUCCESS (at most `max_replans`
-times). It hands back (`select(False, reason)`) `post_success_time` after SUCCESS, at
+times). The plan's time advances by at most `max_plan_step` per tick, as EpisodeRunner's.
+It hands back (`select(False, reason)`) `post_success_time` after SUCCESS, at
 `episode_timeout` after STARTED, or when the episode ends (ENDED/RESET/FAILURE), so the next
 episode starts under the policy. At most one take-over per episode: the expert finishes the task.
 
@@ -135,21 +136,22 @@ class CorrectingRunner(EpisodeRunner):
         q, cube, target = self._state(ep) or state
         self.expert.start_from(cube[1], cube[2], target[1], q)
         self._in_control = True
-        ep.t0 = now
+        ep.t0 = ep.last_tick = now
+        ep.plan_time = 0.0
         self.take_overs[ep.index] = (now - ep.started, stages, self.expert.held)
         self.log("info", f"episode {ep.index}: {reason}: taking over "
                          f"({'cube in the jaws' if self.expert.held else 'cube at ' + str(np.round(cube[1], 3))})")
         return self.expert.command(0.0)
 
     def _command(self, ep, now: float):  # lock held
-        t = now - ep.t0
+        t = self._advance_plan(ep, now)  # at most max_plan_step per tick (EpisodeRunner)
         if ep.success is None and t > self.expert.duration + self.replan_after and self._replans < self.max_replans:
             state = self._state(ep)
             if state is not None:
                 q, cube, target = state
                 self._replans += 1
                 self.expert.start_from(cube[1], cube[2], target[1], q)
-                ep.t0, t = now, 0.0
+                ep.t0, ep.plan_time, t = now, 0.0, 0.0
                 self.log("info", f"episode {ep.index}: plan ended without SUCCESS: replanning from here "
                                  f"({self._replans}/{self.max_replans})")
         return self.expert.command(t)
