@@ -5,7 +5,8 @@ Starts the installed executables as processes over DDS (as `ros2 run` would):
 
   1. record    driver (MuJoCo sim) + recorder + scripted teleop (episodes:=N): one bag per demo
   2. convert   bag_to_lerobot: bags -> LeRobot dataset
-  3. train     train --config cpu (LeRobot's training loop)
+  3. train     pretrain_backbone (ResNet18 on labelled sim frames, --pretrain-minutes) then
+               train --config cpu with that backbone frozen (LeRobot's training loop)
   4. evaluate  driver (sim) + policy (the trained checkpoint) + evaluate: success rate + report
 
 Every process logs to <output-dir>/logs/<name>.log; all are stopped on Ctrl-C or failure.
@@ -179,10 +180,10 @@ class Demo:
         self.procs.remove(p)
         p.stop()
 
-    def driver(self) -> Proc:
+    def driver(self, real_time_factor: float) -> Proc:
         return self.start("driver", "soarm_driver", "driver",
                           params_files=[CONFIG / "driver.yaml", CONFIG / "demo" / "driver.yaml"],
-                          params={"real_time_factor": self.a.real_time_factor, **self.camera_params()},
+                          params={"real_time_factor": real_time_factor, **self.camera_params()},
                           echo=r"(?i)error|exception")
 
     def camera_params(self) -> dict:
@@ -202,7 +203,8 @@ class Demo:
 
     def record(self) -> None:
         bags = self.out / "bags"
-        driver = self.driver()
+        # the scripted expert needs no thinking time: the sim may run faster than the wall clock
+        driver = self.driver(self.a.record_speed)
         recorder = self.start("recorder", "soarm_act_policy", "recorder",
                               params_files=[CONFIG / "recorder.yaml", CONFIG / "demo" / "recorder.yaml"],
                               params={"output_dir": str(bags), "use_sim_time": True}, echo=r"(?i)error|bag")
@@ -239,10 +241,26 @@ class Demo:
         say(f"dataset: {info.get('total_episodes')} episodes, {info.get('total_frames')} frames "
             f"at {info.get('fps')} fps")
 
+    def pretrain_backbone(self) -> Path:
+        """The backbone pretrained on labelled sim frames (pretrain_backbone), for a frozen-backbone ACT."""
+        weights = self.out / "backbone" / "resnet18.safetensors"
+        t0 = time.monotonic()
+        p = self.start("pretrain_backbone", "soarm_act_policy", "pretrain_backbone", ros=False,
+                       args=["--dataset-root", str(self.out / "dataset"), "--output", str(weights),
+                             "--driver-params", str(CONFIG / "driver.yaml"), str(CONFIG / "demo" / "driver.yaml"),
+                             "--samples", str(self.a.pretrain_samples), "--minutes", str(self.a.pretrain_minutes),
+                             "--threads", "1"],
+                       echo=r"\[pretrain_backbone\]|error|Error")
+        self.run_to_end(p, timeout=self.a.pretrain_minutes * 60 + 600, what="pretraining the backbone")
+        self.timings["3a pretrain backbone"] = round(time.monotonic() - t0, 1)
+        return weights
+
     def train(self) -> None:
         args = ["--repo-id", REPO_ID, "--dataset-root", str(self.out / "dataset"), "--output-dir",
                 str(self.out / "train"), "--config", self.a.train_config, "--steps", str(self.a.train_steps),
                 "--save-freq", str(min(self.a.save_every, self.a.train_steps)), "--no-progress-bar"]
+        if self.a.pretrain_minutes > 0:
+            args += ["--pretrained-backbone", str(self.pretrain_backbone()), "--lr-backbone", "0"]
         if self.a.train_minutes > 0:
             args += ["--max-minutes", str(self.a.train_minutes)]
         if self.a.device:
@@ -281,7 +299,7 @@ class Demo:
 
     def evaluate(self, eval_dir: Path | None = None) -> None:
         """Closed-loop evaluation of the last checkpoint into eval_dir (default <out>/eval)."""
-        driver = self.driver()
+        driver = self.driver(self.a.real_time_factor)
         policy = self.start_policy()
         ev = self.start("evaluate", "soarm_act_policy", "evaluate", ros=False,
                         args=["--num-episodes", str(self.a.eval_episodes), "--episode-time", str(self.a.episode_time),
@@ -297,9 +315,10 @@ class Demo:
         self.logs.mkdir(exist_ok=True)
         t0 = time.monotonic()
         say(f"output: {self.out}  (ROS_DOMAIN_ID={self.a.domain_id})")
+        pretrained = f"backbone pretrained {self.a.pretrain_minutes:g} min, " if self.a.pretrain_minutes > 0 else ""
         stages = [("1/4 record demonstrations (sim driver + recorder + scripted teleop)", self.record),
                   ("2/4 convert bags -> LeRobot dataset", self.convert),
-                  (f"3/4 train ACT (--config {self.a.train_config}, up to {self.a.train_steps} steps"
+                  (f"3/4 train ACT ({pretrained}--config {self.a.train_config}, up to {self.a.train_steps} steps"
                    f"{f' or {self.a.train_minutes:g} min' if self.a.train_minutes > 0 else ''})", self.train),
                   ("4/4 evaluate closed-loop (sim driver + policy + evaluate)", self.evaluate)]
         for name, fn in stages[self.a.from_stage - 1:self.a.to_stage]:
@@ -363,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-minutes", type=float, default=13.0,
                    help="training time budget (train --max-minutes): training stops there with a checkpoint "
                    "of its last step (0 = no limit) (default: 13)")
+    p.add_argument("--pretrain-minutes", type=float, default=5.0,
+                   help="pretrain the vision backbone on labelled sim frames for this long (pretrain_backbone), then "
+                   "train ACT with it frozen (--lr-backbone 0); 0: ACT trains its backbone from the preset's initial "
+                   "weights (default: 5)")
+    p.add_argument("--pretrain-samples", type=int, default=4000,
+                   help="labelled sim frames rendered for the backbone pretraining (default: 4000)")
     p.add_argument("--save-every", type=int, default=1000,
                    help="also checkpoint every N training steps (default: 1000)")
     p.add_argument("--device", default=None, help="train/policy device (default: the preset's; cpu preset: cpu)")
@@ -374,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="WxH",
                    help="camera size for both cameras (default: config/demo/driver.yaml, 80x60)")
-    p.add_argument("--real-time-factor", type=float, default=1.0, help="sim speed vs wall clock (default: 1)")
+    p.add_argument("--real-time-factor", type=float, default=1.0,
+                   help="sim speed vs wall clock while the policy is evaluated (default: 1)")
+    p.add_argument("--record-speed", type=float, default=2.0,
+                   help="sim speed vs wall clock while the scripted demonstrations are recorded (default: 2)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "42") or 42),
                    help="ROS_DOMAIN_ID for all processes (default: $ROS_DOMAIN_ID or 42)")
     g = p.add_argument_group("DAgger rounds after the evaluation (scripts/demo_dagger.py)")

@@ -1,7 +1,8 @@
 """The end-to-end demo loop, tiny: each stage's output feeds the next.
 
 scripts/demo.py with 2 scripted demos (sim driver + recorder + teleop over DDS) ->
-bag_to_lerobot -> train --config cpu for 2 steps -> train --resume to step 3 on the
+bag_to_lerobot -> pretrain_backbone (24 frames) -> train --config cpu with that backbone frozen for 2
+steps -> train --resume to step 3 on the
 dataset converted from the bags -> sim driver + policy node (loading the resumed
 checkpoint) + evaluate for one short episode.
 """
@@ -28,7 +29,8 @@ TINY_MODEL = [f"--train-arg={a}" for a in ("--dim-model=32", "--n-heads=2", "--d
 def run_demo(out: Path, *flags, timeout=900):
     p = subprocess.run([sys.executable, str(DEMO), "--output-dir", str(out), "--domain-id", os.environ["ROS_DOMAIN_ID"],
                         "--demos", "2", "--train-steps", "2", "--eval-episodes", "1", "--episode-time", "3",
-                        "--train-arg=--num-workers=0", *TINY_MODEL, *flags],
+                        "--train-arg=--num-workers=0", *TINY_MODEL, "--pretrain-minutes", "0.05",
+                        "--pretrain-samples", "24", *flags],
                        capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, f"demo failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
     return p.stdout
@@ -49,7 +51,13 @@ def test_demo_loop_tiny(tmp_path):
     assert info["features"]["observation.images.front"]["shape"][:2] == [60, 80]  # config/demo/driver.yaml
     assert "observation.images.wrist" in info["features"]
 
-    # 2 -> 3: LeRobot checkpoint of the dataset converted from bags
+    # 2 -> 3: a backbone pretrained on labelled sim frames, frozen in ACT (--lr-backbone 0) ...
+    assert (out / "backbone" / "resnet18.safetensors").is_file()
+    pretrain_report = json.loads((out / "backbone" / "resnet18.safetensors.json").read_text())
+    assert pretrain_report["image_size"] == [80, 60]
+    assert pretrain_report["episodes_with_scene_seed"] == 2  # the demos' seeds, from the dataset's episode metadata
+    assert "backbone frozen" in (out / "logs" / "train.log").read_text()
+    # ... and a LeRobot checkpoint of the dataset converted from bags
     step2 = out / "train" / "checkpoints" / "000002"
     assert (step2 / "pretrained_model" / "model.safetensors").is_file()
     assert (out / "train" / "checkpoints" / "last").resolve() == step2.resolve()

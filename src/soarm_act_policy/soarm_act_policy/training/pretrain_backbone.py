@@ -4,11 +4,15 @@ ImageNet weights cannot be had offline, and a from-scratch backbone learns to se
 only after far more ACT updates than a CPU affords. The simulator knows what the cameras
 show, so it labels images for free:
 
-1. **Frames.** For each sample: a scene seed drawn from ``[SCENE_SEED_MIN, 2**31)`` (disjoint
-   from the demo's recording and evaluation seeds, which are < 10**6), the arm at rest at a
-   pose drawn from the dataset's ``observation.state`` plus Gaussian noise (``pose_noise``
-   rad), every camera rendered through the Gymnasium env ``soarm/PickPlace-v0``
-   (``reset(options={"arm_pose": q})``: a still scene, no physics), at the dataset's image size.
+1. **Frames.** For each sample: the arm at rest at a pose drawn from the dataset's
+   ``observation.state`` frames plus Gaussian noise (``pose_noise`` rad), in a scene that is,
+   with probability ``own_scene``, that frame's own episode's scene (its ``soarm/seed`` in the
+   dataset's episode metadata, when recorded: the wrist camera then sees the cube as it did in
+   the demonstration), else a new scene whose seed is drawn from ``[SCENE_SEED_MIN, 2**31)``
+   (disjoint from the demo's recording and evaluation seeds, which are < 10**6: the front
+   camera sees many cube and zone placements). Every camera is rendered through the Gymnasium
+   env ``soarm/PickPlace-v0`` (``reset(options={"arm_pose": q})``: a still scene, no physics)
+   at the dataset's image size.
 2. **Labels** (world frame, from the env's ``info``): cube x, y and yaw, zone x, y, and the
    cube's offset from the point between the jaws (x, y, z). Standardised per label.
 3. **Model.** torchvision's ResNet18 trunk (the layers ACT uses, up to ``layer4``) with
@@ -56,6 +60,7 @@ class PretrainSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     pose_noise: float = 0.05
+    own_scene: float = 0.0
     holdout: float = 0.1
     seed: int = 0
     threads: int = 0
@@ -100,26 +105,38 @@ def dataset_image_info(dataset_root: Path) -> tuple[list[str], tuple[int, int], 
     return cameras, (int(w), int(h)), stats
 
 
-def dataset_states(dataset_root: Path) -> np.ndarray:
-    """Every frame's observation.state of the dataset, (N, 6)."""
+def dataset_states(dataset_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame's observation.state (N, 6) and its episode's scene seed (N,; -1 when unknown)."""
     import pandas as pd
 
-    files = sorted(Path(dataset_root).glob("data/*/*.parquet"))
+    root = Path(dataset_root)
+    files = sorted(root.glob("data/*/*.parquet"))
     if not files:
         raise PretrainError(f"{dataset_root}: no data/*/*.parquet files")
-    frames = pd.concat([pd.read_parquet(f, columns=[STATE_KEY]) for f in files])
-    return np.stack(frames[STATE_KEY].to_numpy()).astype(np.float64)
+    frames = pd.concat([pd.read_parquet(f, columns=[STATE_KEY, "episode_index"]) for f in files])
+    seeds = {}
+    for f in sorted(root.glob("meta/episodes/*/*.parquet")):
+        meta = pd.read_parquet(f)
+        if "soarm/seed" in meta.columns:
+            seeds.update(zip(meta["episode_index"].astype(int), meta["soarm/seed"].astype(int)))
+    frame_seeds = np.array([seeds.get(int(e), -1) for e in frames["episode_index"]], dtype=np.int64)
+    return np.stack(frames[STATE_KEY].to_numpy()).astype(np.float64), frame_seeds
 
 
-def render_frames(env, cameras: list[str], states: np.ndarray, count: int, pose_noise: float, rng):
+def render_frames(env, cameras: list[str], states: np.ndarray, count: int, pose_noise: float, rng,
+                  frame_seeds: np.ndarray | None = None, own_scene: float = 0.0):
     """`count` labelled still frames: images {camera: (N, H, W, 3) uint8}, arm poses (N, 6), labels (N, L)."""
     from tqdm import tqdm
 
     images = {c: [] for c in cameras}
     poses, labels = [], []
     for _ in tqdm(range(count), desc="render labelled frames", unit="frame", mininterval=2.0):
-        q = states[rng.integers(len(states))] + rng.normal(0.0, pose_noise, size=states.shape[1])
-        obs, info = env.reset(seed=int(rng.integers(SCENE_SEED_MIN, 2**31 - 1)), options={"arm_pose": q})
+        i = rng.integers(len(states))
+        q = states[i] + rng.normal(0.0, pose_noise, size=states.shape[1])
+        seed = int(rng.integers(SCENE_SEED_MIN, 2**31 - 1))
+        if frame_seeds is not None and frame_seeds[i] >= 0 and rng.random() < own_scene:
+            seed = int(frame_seeds[i])
+        obs, info = env.reset(seed=seed, options={"arm_pose": q})
         for c in cameras:
             images[c].append(obs[IMAGE_PREFIX + c])
         poses.append(obs[STATE_KEY])
@@ -173,7 +190,7 @@ def pretrain(dataset_root: Path, output: Path, settings: PretrainSettings, env=N
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     cameras, size, stats = dataset_image_info(dataset_root)
-    states = dataset_states(dataset_root)
+    states, frame_seeds = dataset_states(dataset_root)
     own_env = env is None
     if own_env:
         from ..evaluation.rollout import make_env
@@ -181,7 +198,8 @@ def pretrain(dataset_root: Path, output: Path, settings: PretrainSettings, env=N
         env = make_env(**{**settings.env_kwargs, "image_size": size, "cameras": tuple(cameras)})
     try:
         t0 = time.monotonic()
-        images, poses, labels = render_frames(env, cameras, states, settings.samples, settings.pose_noise, rng)
+        images, poses, labels = render_frames(env, cameras, states, settings.samples, settings.pose_noise, rng,
+                                              frame_seeds, settings.own_scene)
         render_s = time.monotonic() - t0
     finally:
         if own_env:
@@ -275,6 +293,7 @@ def pretrain(dataset_root: Path, output: Path, settings: PretrainSettings, env=N
         "cameras": cameras,
         "image_size": list(size),
         "samples": n,
+        "episodes_with_scene_seed": int(len(set(frame_seeds[frame_seeds >= 0].tolist()))),
         "held_out": n_val,
         "steps": step,
         "epochs": epoch,
@@ -309,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver-params", nargs="+", default=[], metavar="YAML",
                    help="driver parameter files of the sim the dataset was recorded on (scene_spread, cameras), "
                    "e.g. config/driver.yaml config/demo/driver.yaml")
+    p.add_argument("--own-scene", type=float, default=d.own_scene,
+                   help="share of frames rendered in their own demonstration's scene (the rest: new scenes) "
+                   f"(default: {d.own_scene})")
     p.add_argument("--samples", type=int, default=d.samples, help=f"rendered frames (default: {d.samples})")
     p.add_argument("--minutes", type=float, default=d.minutes, help=f"training time budget (default: {d.minutes})")
     p.add_argument("--max-epochs", type=int, default=d.max_epochs, help=f"(default: {d.max_epochs})")
@@ -326,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         env_kwargs.pop("image_size", None)  # the dataset's size decides
         settings = PretrainSettings(samples=a.samples, minutes=a.minutes, max_epochs=a.max_epochs,
                                     batch_size=a.batch_size, lr=a.lr, seed=a.seed, threads=a.threads,
+                                    own_scene=a.own_scene,
                                     env_kwargs=env_kwargs)
         report = pretrain(a.dataset_root, a.output, settings)
     except (PretrainError, OSError) as e:
