@@ -12,23 +12,18 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium
 import numpy as np
 import pytest
 
 from soarm_driver.sim.corrector import CorrectingRunner
 from soarm_driver.sim.expert import ScriptedExpert
-from soarm_driver.sim.gym_registration import ENV_ID, register_envs
 
 FPS = 30.0
 
 
 @pytest.fixture(scope="module")
-def env():
-    register_envs()
-    e = gymnasium.make(ENV_ID, cameras=(), episode_time=60.0, terminate_on_success=False)
-    yield e.unwrapped
-    e.close()
+def env(blind_env):
+    return blind_env
 
 
 class Switches:

@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..observation import IMAGE_PREFIX, STATE_KEY
+
 #: Scene seeds of pretraining frames start here (demo recording and evaluation seeds are below).
 SCENE_SEED_MIN = 1_000_000
 #: Label names, in the order of the regression targets.
 LABELS = ("cube_x", "cube_y", "cube_yaw", "zone_x", "zone_y", "cube_from_jaw_x", "cube_from_jaw_y",
           "cube_from_jaw_z")
-STATE_KEY = "observation.state"
-IMAGE_PREFIX = "observation.images."
 
 
 class PretrainError(RuntimeError):
