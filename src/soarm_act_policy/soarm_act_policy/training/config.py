@@ -24,6 +24,7 @@ TRAIN_CONFIG_FILE = "train_config.json"
 RESUME_OVERRIDABLE = {
     "steps", "num_workers", "log_freq", "save_freq", "progress_bar", "wandb_enable",
     "wandb_project", "wandb_entity", "wandb_notes", "device", "torch_threads", "max_minutes",
+    "cache_frozen_backbone",
 }
 
 
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=S, help="auto | cpu | cuda | cuda:N | mps" + d("device"))
     g.add_argument("--torch-threads", type=_non_negative_int, default=S,
                    help="torch intra-op CPU threads, 0 = torch default" + d("torch_threads"))
+    g.add_argument("--cache-frozen-backbone", action=argparse.BooleanOptionalAction, default=S,
+                   help="with --lr-backbone 0: run each distinct frame through the frozen backbone once and reuse "
+                   "its feature map (same losses; a CPU update costs about half; memory up to 1 GiB)"
+                   + d("cache_frozen_backbone"))
 
     g = p.add_argument_group("ACT")
     g.add_argument("--chunk-size", type=_positive_int, default=S, help="action chunk size" + d("chunk_size"))

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, object] = {
     "pretrained_backbone": "imagenet",
     "device": "auto",
     "torch_threads": 0,  # 0: torch's default (one per core)
+    # a frozen backbone (lr_backbone 0) computes each distinct frame's features once
+    "cache_frozen_backbone": True,
     # wandb
     "wandb_enable": False,
     "wandb_project": "soarm-act-training",

@@ -84,7 +84,7 @@ class _MetricsFileHandler(logging.Handler):
 
 @contextmanager
 def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress_bar: bool, metrics_path: Path,
-                   argv: list[str], budget: _TimeBudget):
+                   argv: list[str], budget: _TimeBudget, cache_backbone: bool, caches: list):
     saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint",
                                                   "cycle")}
     saved_argv = sys.argv
@@ -97,7 +97,10 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress
             logging.info("loaded initial backbone weights (%d tensors)", len(backbone_state))
         if calibrate:
             _calibrate_backbone(policy, kwargs.get("ds_meta"))
-        freeze_zero_lr_backbone(policy)
+        if freeze_zero_lr_backbone(policy) and cache_backbone:
+            from .feature_cache import cache_frozen_backbone
+
+            caches.append(cache_frozen_backbone(policy))
         return policy
 
     def tqdm(*args, **kwargs):
@@ -175,6 +178,7 @@ def run(job: TrainJob) -> Path:
     register_third_party_plugins()
     output_dir = Path(cfg.output_dir)
     budget = _TimeBudget(settings.get("max_minutes"))
+    caches: list = []
     with _lerobot_hooks(
         lt,
         backbone_state=backbone_state,
@@ -183,10 +187,15 @@ def run(job: TrainJob) -> Path:
         metrics_path=output_dir / METRICS_FILE,
         argv=argv,
         budget=budget,
+        cache_backbone=bool(settings.get("cache_frozen_backbone", True)),
+        caches=caches,
     ):
         try:
             lt.train(cfg)
         except TimeBudgetReached as e:
             logging.info("--max-minutes %s reached: stopped after step %d (checkpoint saved)", settings["max_minutes"],
                          e.step)
+    for cache in caches:
+        logging.info("frozen-backbone cache: %d hits, %d misses (%.0f %%), %.0f MiB", cache.stats.hits,
+                     cache.stats.misses, 100 * cache.stats.hit_rate, cache.stats.stored_bytes / 2**20)
     return output_dir / "checkpoints" / "last" / PRETRAINED_DIR
