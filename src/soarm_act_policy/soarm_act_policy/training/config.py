@@ -24,7 +24,7 @@ TRAIN_CONFIG_FILE = "train_config.json"
 RESUME_OVERRIDABLE = {
     "steps", "num_workers", "log_freq", "save_freq", "progress_bar", "wandb_enable",
     "wandb_project", "wandb_entity", "wandb_notes", "device", "torch_threads", "max_minutes",
-    "cache_frozen_backbone",
+    "cache_frozen_backbone", "cache_decoded_frames",
 }
 
 
@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --lr-backbone 0: run each distinct frame through the frozen backbone once and reuse "
                    "its feature map (same losses; a CPU update costs about half; memory up to 1 GiB)"
                    + d("cache_frozen_backbone"))
+    g.add_argument("--cache-decoded-frames", action=argparse.BooleanOptionalAction, default=S,
+                   help="without image augmentation: keep each sample's decoded frames (uint8, up to 2 GiB per "
+                   "dataloader worker) instead of decoding them again every epoch" + d("cache_decoded_frames"))
 
     g = p.add_argument_group("ACT")
     g.add_argument("--chunk-size", type=_positive_int, default=S, help="action chunk size" + d("chunk_size"))

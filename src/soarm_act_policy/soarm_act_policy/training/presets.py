@@ -45,6 +45,8 @@ DEFAULTS: dict[str, object] = {
     "torch_threads": 0,  # 0: torch's default (one per core)
     # a frozen backbone (lr_backbone 0) computes each distinct frame's features once
     "cache_frozen_backbone": True,
+    # without image augmentation, each training sample's frames are decoded once (kept as uint8)
+    "cache_decoded_frames": True,
     # wandb
     "wandb_enable": False,
     "wandb_project": "soarm-act-training",

@@ -84,9 +84,9 @@ class _MetricsFileHandler(logging.Handler):
 
 @contextmanager
 def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress_bar: bool, metrics_path: Path,
-                   argv: list[str], budget: _TimeBudget, cache_backbone: bool, caches: list):
+                   argv: list[str], budget: _TimeBudget, cache_backbone: bool, caches: list, decode_once: bool):
     saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint",
-                                                  "cycle")}
+                                                  "cycle", "make_train_eval_datasets")}
     saved_argv = sys.argv
     orig_make_policy, orig_tqdm, orig_init_logging = saved["make_policy"], saved["tqdm"], saved["init_logging"]
 
@@ -103,6 +103,14 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress
             caches.append(cache_frozen_backbone(policy))
         return policy
 
+    def make_train_eval_datasets(*args, **kwargs):
+        dataset, eval_dataset = saved["make_train_eval_datasets"](*args, **kwargs)
+        if decode_once:
+            from .item_cache import wrap
+
+            dataset = wrap(dataset)
+        return dataset, eval_dataset
+
     def tqdm(*args, **kwargs):
         kwargs["disable"] = True
         return orig_tqdm(*args, **kwargs)
@@ -115,6 +123,7 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress
     lt.should_save_checkpoint = lambda *a: budget.should_save(saved["should_save_checkpoint"], *a)
     lt.cycle = lambda iterable: budget.cycle(saved["cycle"], iterable)
     lt.init_logging = init_logging
+    lt.make_train_eval_datasets = make_train_eval_datasets
     if not progress_bar:
         lt.tqdm = tqdm
     sys.argv = argv  # LeRobot reads --config_path from the command line when resuming
@@ -189,6 +198,7 @@ def run(job: TrainJob) -> Path:
         budget=budget,
         cache_backbone=bool(settings.get("cache_frozen_backbone", True)),
         caches=caches,
+        decode_once=bool(settings.get("cache_decoded_frames", True)),
     ):
         try:
             lt.train(cfg)
