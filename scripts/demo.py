@@ -375,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to record (default: 20)")
     p.add_argument("--demo-seed", type=int, default=0, help="scene seed of the first demo (default: 0)")
     p.add_argument("--train-config", default="cpu", help="train preset: cpu | baseline | large (default: cpu)")
-    p.add_argument("--train-steps", type=int, default=5000,
-                   help="max training steps; --train-minutes may stop earlier (default: 5000)")
+    p.add_argument("--train-steps", type=int, default=6000,
+                   help="max training steps; --train-minutes may stop earlier (default: 6000)")
     p.add_argument("--train-arg", action="append", default=[], help="extra flag passed to train (repeatable), "
                    "e.g. --train-arg=--batch-size=16")
     p.add_argument("--train-minutes", type=float, default=13.0,
