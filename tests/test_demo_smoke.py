@@ -67,6 +67,9 @@ def test_demo_loop_tiny(tmp_path):
                         "--resume", "--steps", "3", "--num-workers", "0", "--no-progress-bar"],
                        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    # the run's torch threads (the cpu preset's 1), which LeRobot's config does not keep, carry over
+    assert json.loads((out / "train" / "soarm_train_settings.json").read_text())["torch_threads"] == 1
+    assert "torch intra-op threads: 1" in p.stdout + p.stderr, p.stderr[-3000:]
     step3 = out / "train" / "checkpoints" / "000003"
     assert json.loads((step3 / "training_state" / "training_step.json").read_text())["step"] == 3
     assert (out / "train" / "checkpoints" / "last").resolve() == step3.resolve()

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"[train] {'resuming' if job.resume_from else 'training'} ACT "
-            f"(preset {settings['config'] or 'none'}; explicit: {', '.join(settings['explicit']) or 'none'}) "
-            f"-> {job.cfg.output_dir}",
+            f"(preset {settings['config'] or 'none'}; explicit: {', '.join(settings['explicit']) or 'none'}; "
+            f"torch intra-op threads: {settings['torch_threads'] or 'default'}) -> {job.cfg.output_dir}",
             flush=True,
         )
         last = run(job)

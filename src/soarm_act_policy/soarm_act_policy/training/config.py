@@ -8,6 +8,7 @@ LeRobot's own ``TrainPipelineConfig`` with an ``ACTConfig`` policy.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ CHECKPOINTS_DIR = "checkpoints"
 LAST_LINK = "last"
 PRETRAINED_DIR = "pretrained_model"
 TRAIN_CONFIG_FILE = "train_config.json"
+#: <output-dir>/<this>: the run's settings that LeRobot's train_config.json does not keep; --resume
+#: takes them from there unless typed again.
+RUN_SETTINGS_FILE = "soarm_train_settings.json"
+RUN_SETTINGS = ("torch_threads", "cache_frozen_backbone", "cache_decoded_frames")
 
 # Settings that may change when resuming (the rest is fixed by the checkpoint's config).
 RESUME_OVERRIDABLE = {
@@ -313,6 +318,10 @@ def build_train_config(settings: dict) -> TrainJob:
         _check_resume_config(cfg, ckpt / PRETRAINED_DIR)
         cfg.resume = True
         cfg.output_dir = output_dir
+        saved = output_dir / RUN_SETTINGS_FILE
+        if saved.is_file():
+            run = json.loads(saved.read_text())
+            settings.update({k: run[k] for k in RUN_SETTINGS if k in run and k not in settings["explicit"]})
         for key in settings["explicit"]:
             if key == "steps":
                 cfg.steps = settings["steps"]

@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import PRETRAINED_DIR, TRAIN_CONFIG_FILE, TrainJob
+from .config import PRETRAINED_DIR, RUN_SETTINGS, RUN_SETTINGS_FILE, TRAIN_CONFIG_FILE, TrainJob
 
 METRICS_FILE = "metrics.jsonl"
 log = logging.getLogger("soarm_train")
@@ -83,7 +83,8 @@ class _MetricsFileHandler(logging.Handler):
 
 
 @contextmanager
-def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress_bar: bool, metrics_path: Path,
+def _lerobot_hooks(lt, *, run_settings: dict | None, backbone_state: dict | None, calibrate: bool,
+                   progress_bar: bool, metrics_path: Path,
                    argv: list[str], budget: _TimeBudget, cache_backbone: bool, caches: list, decode_once: bool):
     saved = {name: getattr(lt, name) for name in ("make_policy", "tqdm", "init_logging", "should_save_checkpoint",
                                                   "cycle", "make_train_eval_datasets")}
@@ -92,6 +93,9 @@ def _lerobot_hooks(lt, *, backbone_state: dict | None, calibrate: bool, progress
 
     def make_policy(*args, **kwargs):
         policy = orig_make_policy(*args, **kwargs)
+        if run_settings is not None:  # a fresh run: what --resume needs and LeRobot does not keep
+            metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            (metrics_path.parent / RUN_SETTINGS_FILE).write_text(json.dumps(run_settings, indent=2) + "\n")
         if backbone_state is not None:
             policy.model.backbone.load_state_dict(backbone_state, strict=True)
             logging.info("loaded initial backbone weights (%d tensors)", len(backbone_state))
@@ -190,6 +194,7 @@ def run(job: TrainJob) -> Path:
     caches: list = []
     with _lerobot_hooks(
         lt,
+        run_settings=None if job.resume_from is not None else {k: settings[k] for k in RUN_SETTINGS},
         backbone_state=backbone_state,
         calibrate=job.resume_from is None and str(settings["pretrained_backbone"]).strip().lower() == "calibrated",
         progress_bar=settings["progress_bar"],
