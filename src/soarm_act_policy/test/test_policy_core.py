@@ -432,35 +432,97 @@ def test_observations_stamped_in_the_future_are_not_fresh():
         LoopConfig(future_stamp_tolerance=-0.1)
 
 
+class GatedPredictor:
+    """An inference that ends only when the test opens the gate for it (`finish`): the test, not
+    the scheduler, decides at which tick each async result exists. chunk[j] = [call, j, 0, ...]."""
+
+    def __init__(self, chunk_size):
+        self.chunk_size = chunk_size
+        self.payloads = []  # payload of each call, in call order (recorded when the call starts)
+        self.returned = 0
+        self._gate = threading.Semaphore(0)
+
+    @property
+    def started(self) -> int:
+        return len(self.payloads)
+
+    def finish(self, n=1):
+        for _ in range(n):
+            self._gate.release()
+
+    def __call__(self, payload):
+        self.payloads.append(payload)
+        call = len(self.payloads)
+        if not self._gate.acquire(timeout=60):
+            raise RuntimeError("the test never let this inference finish")
+        c = np.zeros((self.chunk_size, 6))
+        c[:, 0] = call
+        c[:, 1] = np.arange(self.chunk_size)
+        self.returned += 1
+        return c
+
+
+def tick_when_taken(loop, pred, now, calls):
+    """Tick at `now` until the worker has started inference number `calls`: every earlier result is
+    then queued (the worker queues a result before it takes the next job), and one more tick at
+    `now` collects it. Ticks at the same time play no new step. The wall-clock limit only guards
+    against a worker that never runs; nothing here depends on how fast it runs."""
+    deadline = time.monotonic() + 60
+    while pred.started < calls:
+        loop.tick(now, fresh(now))
+        assert time.monotonic() < deadline, f"the inference worker never started call {calls}"
+        time.sleep(0.001)
+    return loop.tick(now, fresh(now))
+
+
 def test_async_never_waits_and_places_chunks_at_their_observation_step():
-    loop, pred = make_loop("async", chunk=8, n_action=8)
+    """Async mode, each inference finished by the test at a chosen step (no wall-clock timing):
+    the tick never waits for the worker, a chunk is placed at its observation's step however late
+    it arrives (its past actions dropped), overlapping chunks are blended, and a gap (no chunk
+    covers the step) holds without restarting the timeline."""
+    pred = GatedPredictor(8)
+    loop = ControlLoop(LoopConfig(mode="async", period=1.0, chunk_size=8, n_action_steps=8, trajectory_points=3,
+                                  max_observation_age=0.1), pred)
+    w = np.exp(-0.01 * np.arange(2))  # ensembling weights, oldest prediction first
     try:
         loop.set_enabled(True)
-        pred.release.clear()  # inference "takes" until released
-        r = loop.tick(0.0, fresh(0.0))
-        assert r.state == HOLDING and "waiting for first chunk" in r.hold_reason
-        for i in range(3):  # the control loop keeps ticking while inference runs
-            assert loop.tick(0.1 * i, fresh(0.1 * i)).state == HOLDING
-        assert loop.counters.skipped_no_action == 4
-        pred.release.set()
-        deadline = time.monotonic() + 5
-        while loop.tick(1.0, fresh(1.0)).state != RUNNING:
-            assert time.monotonic() < deadline
-        # first chunk computed at step 0 (nothing executed yet): played from its start
-        assert pred.payloads[0] == 0.0
-        # now run; the next chunks start at later steps and are blended where they overlap
-        pred.delay = 0.05
-        plans = []
-        for i in range(40):
-            r = loop.tick(2.0 + i, fresh(2.0 + i))
-            if r.state == RUNNING:
-                plans.append((r.chunk_index, r.plan[0].copy(), r.num_blended))
-            time.sleep(0.01)
-        assert len(plans) >= 10 and max(n for *_, n in plans) >= 2
-        for _step, action, n in plans:
-            if n == 1:  # one prediction: chunk index j == step - start, an integer >= 0
-                assert action[1] == int(action[1]) and action[1] >= 0
+        # call 1 from the observation of t = 0 (step 0; t0 = its stamp -0.01): the ticks go on without it
+        for now in (0.0, 0.0, 0.1, 0.2):
+            r = loop.tick(now, fresh(now))
+            assert r.state == HOLDING and "waiting for first chunk" in r.hold_reason
+        assert loop.counters.skipped_no_action == 4 and pred.returned == 0 and pred.started <= 1
+        pred.finish()
+        # call 1 arrives at step 1; call 2 starts from the observation of step 1
+        r = tick_when_taken(loop, pred, 1.0, 2)
+        assert r.state == RUNNING and r.step == 1 and r.num_blended == 1
+        np.testing.assert_array_equal(r.plan[:, :2], [[1, 1], [1, 2], [1, 3]])  # chunk 1 from its j = 1
+        for step in (2, 3, 4):  # call 2 still runs: chunk 1 alone, the tick does not wait
+            r = loop.tick(float(step), fresh(float(step)))
+            assert r.state == RUNNING and r.step == step and r.num_blended == 1 and tuple(r.plan[0, :2]) == (1, step)
+        assert pred.returned == 1 and pred.started == 2
+        pred.finish()
+        # chunk 2 (observation of step 1) arrives at step 5: placed at step 1, so step 5 plays its j = 4,
+        # blended with chunk 1's j = 5; call 3 starts from the observation of step 5
+        r = tick_when_taken(loop, pred, 5.0, 3)
+        assert r.state == RUNNING and r.step == 5 and r.num_blended == 2
+        np.testing.assert_allclose(r.plan[0, :2], [(w[0] * 1 + w[1] * 2) / w.sum(), (w[0] * 5 + w[1] * 4) / w.sum()])
+        for step, blended in ((6, 2), (7, 2), (8, 1)):  # chunk 1 covers steps 0..7, chunk 2 steps 1..8
+            r = loop.tick(float(step), fresh(float(step)))
+            assert r.state == RUNNING and r.step == step and r.num_blended == blended
+        assert tuple(r.plan[0, :2]) == (2, 7) and len(r.plan) == 1  # the plan stops where coverage ends
+        held = loop.counters.skipped_no_action
+        r = loop.tick(9.0, fresh(9.0))  # nothing covers step 9 while call 3 runs: hold, keep the timeline
+        assert r.state == HOLDING and "waiting for a chunk covering this step" in r.hold_reason
+        assert loop.counters.skipped_no_action == held + 1 and pred.returned == 2
+        pred.finish()
+        # chunk 3 (observation of step 5) arrives at step 10: its j = 5, on the same timeline
+        r = tick_when_taken(loop, pred, 10.0, 4)
+        assert r.state == RUNNING and r.step == 10 and r.num_blended == 1
+        np.testing.assert_array_equal(r.plan[:, :2], [[3, 5], [3, 6], [3, 7]])
+        assert pred.payloads == [0.0, 1.0, 5.0, 10.0]
+        assert loop.counters.skipped_late == 1  # step 9 passed unplayed
     finally:
+        pred.finish(10)  # the worker returns from call 4 and sees the stop
         loop.close()
 
 
