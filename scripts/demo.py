@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", type=Path,
                    default=ROOT / "outputs" / f"demo_{dt.datetime.now():%Y%m%d_%H%M%S}", help="run directory")
-    p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to record (default: 20)")
+    p.add_argument("--demos", type=int, default=40, help="scripted demonstrations to record (default: 40)")
     p.add_argument("--demo-seed", type=int, default=0, help="scene seed of the first demo (default: 0)")
     p.add_argument("--train-config", default="cpu", help="train preset: cpu | baseline | large (default: cpu)")
     p.add_argument("--train-steps", type=int, default=6000,
