@@ -14,6 +14,7 @@ event (at the next reset) may add stages. `ReplayClient` reuses the plumbing (se
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +45,17 @@ OUTCOMES = {RunPolicy.Result.SUCCESS: "success", RunPolicy.Result.FAILURE: "fail
             RunPolicy.Result.ABORTED: "aborted", RunPolicy.Result.REJECTED: "rejected"}
 #: Services the run_policy goals need (checked before the first episode).
 POLICY_SERVICES = (("policy/enable", SetBool), ("policy/reset", Trigger))
+
+
+def interrupt_on_sigint() -> None:
+    """SIGINT raises KeyboardInterrupt in the main thread, whatever this process inherited.
+
+    Python keeps SIGINT ignored when its parent ignored it (a background job of a shell script,
+    `nohup ... &`, a test run started so): a Ctrl-C or `ros2 launch`'s SIGINT then never reached
+    evaluate, which ran its episode to the end and exited 0. rclpy's own handler (off here) would
+    have been installed regardless; so is this one. No-op outside the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class EvaluationError(RuntimeError):
@@ -81,6 +93,7 @@ class EvalClient:
         # no rclpy SIGINT handler: it would shut the context down before a Ctrl-C could cancel the
         # running goal (KeyboardInterrupt reaches the main thread, which waits in Python)
         rclpy.init(args=args, context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        interrupt_on_sigint()
         self.node = Node(
             node_name, context=self.context,
             parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, settings.use_sim_time)],
@@ -307,6 +320,8 @@ class EvalClient:
                 return None
             return result.result()
         except KeyboardInterrupt:
+            if handle is None and self._wait(future, s.service_timeout, None):
+                handle = future.result()  # interrupted while the goal response was on its way
             if handle is not None and handle.accepted:
                 self.log("interrupted: canceling the episode (the arm holds)")
                 handle.cancel_goal_async()
