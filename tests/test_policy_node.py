@@ -471,7 +471,10 @@ def test_chunk_mode_lerobot_degrees_checkpoint_drives_the_mock_driver(start_node
     for msg in [m for m in out.traj_since(t0) if not is_hold(m)]:
         # radians on the wire, though the checkpoint speaks degrees and gripper percent
         check_plan_msg(msg, MEAN_RAD, atol=5e-3)
-        assert 1 <= len(msg.points) <= 5  # only what is left of the executing chunk
+        # what is left of the executing chunk, then (to reach past the next publication) its last action held
+        rows = [tuple(p.positions) for p in msg.points]
+        left = next((i + 1 for i in range(len(rows)) if all(r == rows[i] for r in rows[i:])), len(rows))
+        assert 1 <= left <= 5, f"{left} points before the held last action: more than the 5 n_action_steps"
     running = [s for t, s in out.status if t >= t0 and s.state == PolicyStatus.RUNNING]
     idx = [s.chunk_index for s in running]
     # the index is the step due now inside the chunk (0..4, late ticks skip some); it goes back

@@ -29,8 +29,13 @@ Each `tick(now, snapshot)`:
      blended; if nothing covers ``k`` it holds (`skipped_no_action`);
 4. returns the plan: the actions of steps ``k, k+1, ...`` (radians) and ``plan_time``, the
    time step ``k`` is due. A consumer times point ``j`` at ``plan_time + j * period``. The
-   plan has at least `trajectory_points` points where covered, and enough to reach past the
-   next expected tick (one period plus the last in-tick inference time).
+   plan has at least `trajectory_points` points where covered, and always reaches at least
+   `reach_periods` periods past ``plan_time``: the next expected tick (one period plus the
+   last in-tick inference time) and one period more (a tick late within its period, the
+   transport). Where no prediction covers those steps (the last steps of a chunk in chunk
+   mode, of the newest chunk in async mode) the last covered action is repeated: the arm
+   holds it, as the driver does after a trajectory's last point, and a plan stamped with
+   its step's due time never ends before the driver receives it ("ends in the past").
 
 Errors. A predictor that raises, or returns a chunk with a NaN or infinite action, or a
 plan that blends to one (overflow), puts the loop in ERROR: no plan is returned, every
@@ -123,7 +128,8 @@ class Snapshot:
 class TickResult:
     state: int
     hold_reason: str = ""
-    #: (n, n_joints) radians: the actions of steps k, k+1, ...; None = hold.
+    #: (n, n_joints) radians: the actions of steps k, k+1, ... (the last covered one repeated up to
+    #: `ControlLoop.reach_periods`); None = hold.
     plan: np.ndarray | None = None
     #: Time (s, the tick clock) at which plan[0] is due; plan[j] at plan_time + j * period.
     plan_time: float = math.nan
@@ -258,6 +264,13 @@ class ControlLoop:
                 pass
             self._worker.join(timeout=5)
 
+    def reach_periods(self) -> int:
+        """Periods every plan reaches past its ``plan_time`` (its last point is at least this many
+        periods after it): the next expected tick, one period plus the last in-tick inference time
+        (none in async mode), and one period of margin for a late tick and the transport."""
+        in_tick = self.last_latency if self.cfg.mode != "async" and not math.isnan(self.last_latency) else 0.0
+        return math.ceil((self.cfg.period + in_tick) / self.cfg.period - _EPS) + 1
+
     def step_at(self, t: float) -> int:
         """Timeline step due at time t (the current timeline must exist)."""
         return math.floor((t - self._t0) / self.cfg.period + _EPS)
@@ -332,12 +345,13 @@ class ControlLoop:
                 return self._hold(f"async inference: waiting for {waiting}", age, new_timeline=False)
             return self._hold(f"{mode}: the prediction does not cover step {step} (observation too old)", age)
 
-        in_tick = self.last_latency if mode != "async" and not math.isnan(self.last_latency) else 0.0
-        points = max(self.cfg.trajectory_points, math.ceil((self.cfg.period + in_tick) / self.cfg.period) + 1)
+        reach = self.reach_periods()
         try:
-            plan = check_finite(ens.plan(points), "the blended plan")
+            plan = check_finite(ens.plan(max(self.cfg.trajectory_points, reach + 1)), "the blended plan")
         except NonFiniteActionError as e:
             return self._fail(str(e), age)
+        if len(plan) <= reach:  # coverage ends before the next tick: hold the last action until past it
+            plan = np.concatenate([plan, np.repeat(plan[-1:], reach + 1 - len(plan), axis=0)])
         if new_step:
             if self._last_step is not None:
                 self.counters.skipped_late += step - self._last_step - 1

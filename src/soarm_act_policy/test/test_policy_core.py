@@ -274,7 +274,7 @@ def test_starts_disabled_then_runs_and_counts():
         r = loop.tick(2.0 + i, fresh(2.0 + i))
         assert r.state == RUNNING and r.num_blended == i + 1 and r.chunk_index == i
     assert pred.calls == 4 and loop.counters.steps == 4
-    assert r.plan.shape == (3, 6)
+    assert r.plan.shape == (max(3, loop.reach_periods() + 1), 6)  # trajectory_points 3, or the reach
     # step 3 gets predictions 1..4, each at index 3-k: blended with exp weights, oldest first
     w = np.exp(-0.01 * np.arange(4))
     np.testing.assert_allclose(r.plan[0, 0], (w * [1, 2, 3, 4]).sum() / w.sum())
@@ -302,9 +302,31 @@ def test_chunk_mode_predicts_every_n_action_steps():
         r = loop.tick(float(i), fresh(float(i)))
         idx.append(r.chunk_index)
         assert r.num_blended == 1
-        assert r.plan[0, 0] == 1 + i // 4 and r.plan[0, 1] == i % 4
-        assert len(r.plan) == min(3, 4 - i % 4)  # only the executed part of the chunk is planned
+        # the executed part of the chunk (n_action_steps), its last action held past the next tick
+        n = max(3, loop.reach_periods() + 1)
+        np.testing.assert_array_equal(r.plan[:, :2], [[1 + i // 4, min(i % 4 + j, 3)] for j in range(n)])
     assert idx == [0, 1, 2, 3, 0, 1, 2, 3, 0] and pred.calls == 3
+
+
+def test_a_plan_never_ends_before_the_next_tick_where_its_chunk_ends():
+    """At the last steps of a chunk the predictions end: the plan still reaches two periods past
+    the time its step is due (the next tick and a period of margin), holding the last action.
+    Before, the last step of a chunk was planned as one point with time_from_start 0 stamped with
+    its step's due time, which had passed at publication: the driver rejected every such
+    trajectory as "ends in the past" (a DAgger run's driver log: 151 in 3 minutes)."""
+    loop = ControlLoop(LoopConfig(mode="chunk", period=1.0, chunk_size=6, n_action_steps=4, trajectory_points=1,
+                                  max_observation_age=0.1), CountingPredictor(6))
+    loop.set_enabled(True)
+    for i in range(9):
+        now = i + 0.5  # ticks half a period after their step is due
+        r = loop.tick(now, fresh(now))
+        assert r.state == RUNNING and r.step == i
+        end = r.plan_time + (len(r.plan) - 1) * loop.period
+        assert end >= now + loop.period + 0.5, (i, len(r.plan))  # the next tick, plus margin
+        n = loop.reach_periods() + 1  # trajectory_points 1: the reach alone decides
+        assert n >= 3 and len(r.plan) == n
+        # chunk[j] for the steps it covers (up to its 4th action), then that action held
+        np.testing.assert_array_equal(r.plan[:, :2], [[1 + i // 4, min(i % 4 + j, 3)] for j in range(n)])
 
 
 def test_reset_and_episode_events_clear_state():
@@ -509,7 +531,7 @@ def test_async_never_waits_and_places_chunks_at_their_observation_step():
         for step, blended in ((6, 2), (7, 2), (8, 1)):  # chunk 1 covers steps 0..7, chunk 2 steps 1..8
             r = loop.tick(float(step), fresh(float(step)))
             assert r.state == RUNNING and r.step == step and r.num_blended == blended
-        assert tuple(r.plan[0, :2]) == (2, 7) and len(r.plan) == 1  # the plan stops where coverage ends
+        np.testing.assert_array_equal(r.plan[:, :2], [[2, 7]] * 3)  # coverage ends: its last action, held
         held = loop.counters.skipped_no_action
         r = loop.tick(9.0, fresh(9.0))  # nothing covers step 9 while call 3 runs: hold, keep the timeline
         assert r.state == HOLDING and "waiting for a chunk covering this step" in r.hold_reason
@@ -584,7 +606,10 @@ def test_played_step_equals_elapsed_steps_under_late_and_coalesced_ticks(mode):
             assert r.step == elapsed
             assert r.plan_time == pytest.approx(t0 + elapsed * PERIOD)
             # the step played is the one due now, and the plan goes on along the clock
-            np.testing.assert_allclose(r.plan[:, 0], elapsed + np.arange(len(r.plan)))
+            # (then its last covered action, held where the predictions end before the next tick)
+            last = r.plan[-1, 0]
+            assert last >= elapsed
+            np.testing.assert_allclose(r.plan[:, 0], np.minimum(elapsed + np.arange(len(r.plan)), last))
             played.append(elapsed)
         distinct = sorted(set(played))
         assert loop.counters.steps == len(distinct)
