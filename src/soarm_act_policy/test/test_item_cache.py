@@ -43,7 +43,7 @@ def test_memo_equals_the_dataset_and_decodes_each_sample_once(tmp_path):
             assert_same_sample(memo[i], plain[i])
     assert decoded == [0, 5, 13, 23] and memo.hits == 4
     key = plain.meta.camera_keys[0]
-    assert memo._items[5][key].dtype == torch.uint8  # stored compactly
+    assert memo._items[5][key].pixels.dtype == torch.uint8  # stored compactly
     got = memo[5]
     got[key].zero_()  # a caller changing its sample does not change the memo
     assert_same_sample(memo[5], plain[5])
@@ -55,6 +55,27 @@ def test_memo_equals_the_dataset_and_decodes_each_sample_once(tmp_path):
     clone = pickle.loads(pickle.dumps(fresh))
     assert_same_sample(clone[13], plain[13])
     assert clone.hits == 1
+
+
+def test_uint8_frames_stay_uint8(tmp_path):
+    """A dataset that returns uint8 frames (LeRobot's return_uint8) gets them back as uint8, not / 255."""
+    ds = video_dataset(tmp_path / "ds")
+    key = ds.meta.camera_keys[0]
+
+    class Uint8Frames(torch.utils.data.Dataset):
+        meta = ds.meta
+
+        def __len__(self):
+            return len(ds)
+
+        def __getitem__(self, i):
+            item = dict(ds[i])
+            item[key] = (item[key] * 255).round().to(torch.uint8)
+            return item
+
+    memo = wrap(Uint8Frames())
+    first, again = memo[3], memo[3]
+    assert again[key].dtype == torch.uint8 and torch.equal(first[key], again[key]) and memo.hits == 1
 
 
 def test_budget_and_augmentation(tmp_path):

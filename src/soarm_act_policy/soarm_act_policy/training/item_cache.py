@@ -32,6 +32,21 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 2 << 30
 
 
+class _Uint8Image:
+    """A float image in [0, 1] stored as its uint8 pixels (restored by / 255)."""
+
+    __slots__ = ("pixels",)
+
+    def __init__(self, pixels: torch.Tensor):
+        self.pixels = pixels
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, _Uint8Image):
+        value = value.pixels
+    return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
+
+
 class DecodedOnce(torch.utils.data.Dataset):
     """A memo of a map-style dataset's samples (see the module docstring)."""
 
@@ -60,7 +75,7 @@ class DecodedOnce(torch.utils.data.Dataset):
             return {k: self._restore(k, v) for k, v in stored.items()}
         item = self.dataset[idx]
         packed = {k: self._pack(k, v) for k, v in item.items()}
-        size = sum(v.numel() * v.element_size() for v in packed.values() if isinstance(v, torch.Tensor))
+        size = sum(_nbytes(v) for v in packed.values())
         if self.stored_bytes + size <= self.max_bytes:
             self._items[idx] = packed
             self.stored_bytes += size
@@ -69,14 +84,15 @@ class DecodedOnce(torch.utils.data.Dataset):
     def _pack(self, key, value):
         if isinstance(value, torch.Tensor):
             if key in self.image_keys and value.dtype == torch.float32 and self._images_as_uint8(value):
-                return (value * 255).round().to(torch.uint8)
+                return _Uint8Image((value * 255).round().to(torch.uint8))
             return value.clone()
         return value
 
-    def _restore(self, key, value):
+    @staticmethod
+    def _restore(key, value):
+        if isinstance(value, _Uint8Image):
+            return value.pixels.to(torch.float32) / 255
         if isinstance(value, torch.Tensor):
-            if value.dtype == torch.uint8 and key in self.image_keys:
-                return value.to(torch.float32) / 255
             return value.clone()
         return value
 
