@@ -88,3 +88,46 @@ def test_skipped_image_embedding_is_an_identity_for_video_datasets():
     embedded = embed_images(ds)
     assert embedded.features == ds.features
     assert embedded.with_format("arrow")[:].equals(ds.with_format("arrow")[:])
+
+
+def test_image_stats_are_lerobots_to_the_bit():
+    """videos.image_stats (the conversion's video statistics) equals LeRobot's get_feature_stats:
+    values, dtypes and shapes, for full-range, narrow, constant and saturated channels."""
+    from lerobot.datasets.compute_stats import get_feature_stats
+
+    from soarm_act_policy.conversion.videos import image_stats
+
+    rng = np.random.default_rng(0)
+    full = rng.integers(0, 256, (40, 3, 30, 40), dtype=np.uint8)
+    saturated = full.copy()
+    saturated[:, 1], saturated[:, 2] = 0, 255
+    ramp = (np.arange(12 * 3 * 24 * 32) % 256).astype(np.uint8).reshape(12, 3, 24, 32)
+    cases = [full, saturated, ramp, rng.integers(10, 13, (7, 3, 5, 9), dtype=np.uint8),
+             np.full((3, 3, 4, 4), 200, np.uint8), np.zeros((2, 3, 1, 1), np.uint8),
+             rng.integers(0, 256, (1, 3, 4, 4), dtype=np.uint8)]  # one frame: LeRobot's own path
+    for frames in cases:
+        want = get_feature_stats(frames, axis=(0, 2, 3), keepdims=False)
+        got = image_stats(frames)
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+            np.testing.assert_array_equal(got[key], value, err_msg=f"{key} of {frames.shape}")
+
+
+def test_cached_task_index_answers_as_lerobot(tmp_path):
+    """dataset.cached_task_index: the same index as LeRobot's lookup, also for a task added
+    after it was asked for (None is not remembered)."""
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+    from soarm_act_policy.conversion.dataset import make_features, open_dataset
+
+    opts = Options(task="t")
+    ds = open_dataset("t/tasks", tmp_path / "ds", opts, make_features(opts, {"front": (4, 6)}), resume=False)
+    meta = ds.meta
+    meta.save_episode_tasks(["pick", "place"])
+    for _ in range(2):
+        assert [meta.get_task_index(t) for t in ("pick", "place", "stack")] == [
+            LeRobotDatasetMetadata.get_task_index(meta, t) for t in ("pick", "place", "stack")] == [0, 1, None]
+    meta.save_episode_tasks(["stack"])
+    assert meta.get_task_index("stack") == LeRobotDatasetMetadata.get_task_index(meta, "stack") == 2
+    ds.finalize()

@@ -182,11 +182,12 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                               "another --root")
     bags = find_bags(inputs)
     encode = opts.streaming_encoding and not dry_run
-    encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
+    # The workers start (spawn, import) while this process imports LeRobot for the settings.
     pool = make_executor(workers) if encode else None
     jobs: dict[Path, tuple[list[BagEpisode], object]] = {}
     tmp: Path | None = None
     try:
+        encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
         if encode:
             root.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.videos-", dir=root.parent))

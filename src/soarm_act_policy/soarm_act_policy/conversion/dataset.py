@@ -106,6 +106,10 @@ def open_dataset(repo_id: str, work: Path, opts: Options, features: dict, *, res
     round trip); the caller replaces its encoder with `use_encoded_videos`. Otherwise
     frames are written as PNG files and LeRobot encodes each episode at save_episode.
     The encoder settings (`opts.video_settings()`) are recorded in meta/info.json.
+    The returned object only writes: its video decoding backend is pyav, so LeRobot does not
+    import torchcodec to pick one (~1 s per conversion here; the backend is not stored).
+    Task indices are looked up once per task and episode instead of once per row
+    (`cached_task_index`).
     """
     import datasets
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -113,11 +117,36 @@ def open_dataset(repo_id: str, work: Path, opts: Options, features: dict, *, res
     datasets.disable_progress_bars()  # a bar per parquet write of every episode; ours cover the work
     kw = dict(rgb_encoder=opts.video_settings().encoder_config(),
               image_writer_threads=0 if opts.streaming_encoding else image_writer_threads,
-              streaming_encoding=opts.streaming_encoding)
+              streaming_encoding=opts.streaming_encoding, video_backend="pyav")
     if resume:
-        return LeRobotDataset.resume(repo_id, root=work, **kw)
-    return LeRobotDataset.create(repo_id, fps=opts.fps, features=features, root=work,
-                                 robot_type=ROBOT_TYPE, use_videos=True, **kw)
+        ds = LeRobotDataset.resume(repo_id, root=work, **kw)
+    else:
+        ds = LeRobotDataset.create(repo_id, fps=opts.fps, features=features, root=work,
+                                   robot_type=ROBOT_TYPE, use_videos=True, **kw)
+    cached_task_index(ds.meta)
+    return ds
+
+
+def cached_task_index(meta) -> None:
+    """Memoise `meta.get_task_index` (LeRobotDatasetMetadata) on this object.
+
+    LeRobot's save_episode looks up the task index of every row (a pandas `.loc` each,
+    ~0.1 ms) although an episode has one task. Tasks are only ever appended
+    (save_episode_tasks), so an index once found never changes; unknown tasks (None) are
+    not remembered. tests/test_conversion_workers.py checks the answers are LeRobot's.
+    """
+    lookup = meta.get_task_index
+    found: dict[str, int] = {}
+
+    def get_task_index(task: str) -> int | None:
+        index = found.get(task)
+        if index is None:
+            index = lookup(task)
+            if index is not None:
+                found[task] = index
+        return index
+
+    meta.get_task_index = get_task_index
 
 
 def use_encoded_videos(ds, videos):

@@ -21,6 +21,7 @@ of a histogram update per frame, which cost more than the encoding itself (~27 m
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import multiprocessing
 import os
@@ -193,10 +194,60 @@ class _CameraEncoder(threading.Thread):
 
 def with_stats(videos: EpisodeVideos) -> dict[str, tuple[Path, dict | None]]:
     """{key: (mp4, per-channel stats (3,) in 0..255 or None)}: LeRobot's get_feature_stats."""
-    from lerobot.datasets.compute_stats import get_feature_stats
+    return {k: (path, None if frames is None else image_stats(frames)) for k, (path, frames) in videos.items()}
 
-    return {k: (path, None if frames is None else get_feature_stats(frames, axis=(0, 2, 3), keepdims=False))
-            for k, (path, frames) in videos.items()}
+
+def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """LeRobot's `get_feature_stats(frames, axis=(0, 2, 3), keepdims=False)`, equal to the bit,
+    for uint8 frames (N, 3, H, W), in about a third of its time.
+
+    LeRobot's RunningQuantileStats.update on one batch computes mean and mean of squares
+    twice (the second adds exactly 0), takes min/max along the strided (pixels, 3) axis and
+    sorts every channel for its 5000-bin histogram; here min, max and each histogram come
+    from a count of the 256 byte values (exact integers), the means from the same float32
+    expressions. Other inputs go to LeRobot's function itself.
+    """
+    from lerobot.datasets import compute_stats as cs
+
+    axis = (0, 2, 3)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] < 2:
+        return cs.get_feature_stats(frames, axis=axis, keepdims=False)
+    batch, count = cs._prepare_array_for_stats(frames, axis)
+    running = _byte_stats_class()()
+    running.update(batch)
+    stats = running.get_statistics()
+    stats["count"] = np.array([count])
+    return cs._reshape_stats_by_axis(stats, axis, False, frames.shape)
+
+
+@functools.cache
+def _byte_stats_class() -> type:
+    from lerobot.datasets.compute_stats import RunningQuantileStats
+
+    class ByteStats(RunningQuantileStats):
+        """RunningQuantileStats whose first update of a uint8 (pixels, channels) batch is exact
+        and cheaper (see image_stats); anything else is LeRobot's own update."""
+
+        def update(self, batch: np.ndarray) -> None:
+            if self._count != 0 or batch.dtype != np.uint8 or batch.ndim != 2 or batch.shape[0] == 0:
+                return super().update(batch)
+            counts = [np.bincount(batch[:, i], minlength=256) for i in range(batch.shape[1])]
+            batch = batch.astype(np.result_type(batch.dtype, np.float32), copy=False)
+            values = np.arange(256, dtype=batch.dtype)
+            self._mean = np.mean(batch, axis=0)
+            self._mean_of_squares = np.mean(batch**2, axis=0)
+            self._min = np.array([values[np.flatnonzero(c)[0]] for c in counts])
+            self._max = np.array([values[np.flatnonzero(c)[-1]] for c in counts])
+            self._bin_edges = [
+                np.linspace(self._min[i] - 1e-10, self._max[i] + 1e-10, self._num_quantile_bins + 1)
+                for i in range(len(counts))
+            ]
+            self._histograms = [np.histogram(values, bins=edges, weights=c.astype(np.float64))[0]
+                                for edges, c in zip(self._bin_edges, counts, strict=True)]
+            self._count = batch.shape[0]
+            return None
+
+    return ByteStats
 
 
 def encode_bag(job: BagJob) -> list[EpisodeVideos]:
