@@ -230,3 +230,16 @@ def test_defaults_documented_in_help(capsys):
                  "--wandb-notes", "--resume", "--push", "--config", "--pretrained-backbone"):
         assert flag in out, flag
     assert json.dumps(DEFAULTS["wandb_project"]).strip('"') in out
+
+
+def test_cosine_schedule_is_lerobots_decay_over_the_steps(tmp_path):
+    root = fake_dataset(tmp_path / "ds")
+    constant = build_train_config(settings_for("--dataset-root", str(root), "--lr", "2e-4", tmp_path=tmp_path)).cfg
+    constant.validate()
+    assert constant.scheduler is None  # ACT's own preset: constant rate
+    cosine = build_train_config(settings_for("--dataset-root", str(root), "--lr", "2e-4", "--steps", "4000",
+                                             "--lr-schedule", "cosine", tmp_path=tmp_path)).cfg
+    cosine.validate()
+    sched = cosine.scheduler
+    assert sched.type == "cosine_decay_with_warmup" and (sched.num_decay_steps, sched.num_warmup_steps) == (4000, 100)
+    assert (sched.peak_lr, sched.decay_lr) == (2e-4, 2e-5) and cosine.optimizer.lr == 2e-4

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr-backbone", type=_non_negative_float, default=S,
                    help="backbone learning rate (default: --lr); 0 freezes the backbone (e.g. one from "
                    "pretrain_backbone): its gradients are not computed, about half the cost of a CPU step")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), default=S,
+                   help="constant (ACT's preset) or cosine: LeRobot's cosine decay from --lr to --lr/10 over --steps "
+                   "(short warm-up; a run stopped by --max-minutes stops mid-decay)" + d("lr_schedule"))
     g.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay" + d("weight_decay"))
     g.add_argument("--kl-weight", type=float, default=S, help="KL divergence weight (VAE)" + d("kl_weight"))
     g.add_argument("--dropout", type=_fraction, default=S, help="transformer dropout" + d("dropout"))
@@ -386,5 +389,13 @@ def build_train_config(settings: dict) -> TrainJob:
         ),
     )
     # LeRobot's ACT training preset builds AdamW (lr, backbone lr, weight decay, grad clip 10)
-    # from the policy config in TrainPipelineConfig.validate().
+    # from the policy config in TrainPipelineConfig.validate(); ACT's preset has no schedule.
+    if settings["lr_schedule"] == "cosine":
+        from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
+
+        cfg.use_policy_training_preset = False
+        cfg.optimizer = policy.get_optimizer_preset()
+        cfg.scheduler = CosineDecayWithWarmupSchedulerConfig(
+            num_warmup_steps=max(1, min(100, settings["steps"] // 20)), num_decay_steps=settings["steps"],
+            peak_lr=settings["lr"], decay_lr=settings["lr"] / 10)
     return TrainJob(cfg=cfg, settings=settings)

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, object] = {
     "n_action_steps": 100,
     "lr": 1e-5,
     "lr_backbone": 1e-5,
+    # constant (ACT's own preset) | cosine: LeRobot's cosine decay to lr/10 over --steps
+    "lr_schedule": "constant",
     "weight_decay": 1e-4,
     "kl_weight": 10.0,
     "dropout": 0.1,
