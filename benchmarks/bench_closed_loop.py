@@ -86,7 +86,7 @@ def ros_row(ckpt: Path, mode: str, seeds: list[int], args, out: Path) -> dict:
     d.logs.mkdir(exist_ok=True)
     t0 = time.monotonic()
     try:
-        driver = d.driver()
+        driver = d.driver(1.0)  # real time, as the demo evaluates
         params = {"checkpoint": str(ckpt), "use_sim_time": True, "mode": mode, "device": args.device}
         if args.n_action_steps:
             params["n_action_steps"] = args.n_action_steps
