@@ -54,7 +54,7 @@ def test_train_checkpoint_and_load(dataset, tmp_path):
     out = tmp_path / "run"
     common = ["--dataset-root", str(dataset), "--output-dir", str(out), "--num-workers", "0", "--log-freq", "1"]
     # the cpu preset with a tiny transformer given explicitly (explicit flags beat the preset)
-    tiny = ["--dim-model", "32", "--n-heads", "2", "--dim-feedforward", "64", "--n-encoder-layers", "1",
+    tiny = ["--dim-model", "32", "--n-heads", "2", "--dim-feedforward", "64", "--n-encoder-layers", "1", "--use-vae",
             "--n-vae-encoder-layers", "1", "--latent-dim", "8", "--chunk-size", "10", "--batch-size", "2"]
     # --max-minutes (here ~0): LeRobot saves the step just finished and stops (no checkpoint
     # would be due before step 500)
