@@ -91,7 +91,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # ImageNet download (works offline); a higher learning rate than the GPU presets because
     # the run is a few thousand steps, not 100k. Sized by measurement (docs/benchmarks.md,
     # "CPU preset"): with the backbone pretrained and frozen (cached features), a width-128
-    # transformer without the VAE or dropout does 5000 updates in ~6 min and succeeds 9/10 on
+    # transformer without the VAE or dropout did 5000 updates in ~8 min (shared machine) and succeeded 9/10 on
     # unseen scenes, where the width-256 VAE model got 0-3/10 from the ~2500 updates it could
     # do in 13 min. The demonstrations are a scripted expert's (one mode per scene): the VAE
     # that ACT uses for multimodal human data only adds noise here.
