@@ -6,8 +6,11 @@ Starts the installed executables as processes over DDS (as `ros2 run` would):
   1. record    driver (MuJoCo sim) + recorder + scripted teleop (episodes:=N): one bag per demo
   2. convert   bag_to_lerobot: bags -> LeRobot dataset
   3. train     pretrain_backbone (ResNet18 on labelled sim frames, --pretrain-minutes) then
-               train --config cpu with that backbone frozen (LeRobot's training loop)
-  4. evaluate  driver (sim) + policy (the trained checkpoint) + evaluate: success rate + report
+               train --config cpu with that backbone frozen (LeRobot's training loop), while
+               select_checkpoint rolls each saved checkpoint out in-process on validation seeds
+               (--validation-seeds, never used for demos or evaluation) on the core training
+               leaves free, and links the best one as checkpoints/best
+  4. evaluate  driver (sim) + policy (the chosen checkpoint) + evaluate: success rate + report
 
 Every process logs to <output-dir>/logs/<name>.log; all are stopped on Ctrl-C or failure.
 Run through scripts/run_demo.sh (sets everything up first) or, after `source activate.sh`:
@@ -128,6 +131,8 @@ class Demo:
         self.procs: list[Proc] = []
         self.timings: dict[str, float] = {}
         self.trained_steps = None
+        self.selection = None  # checkpoint_selection.json once select_checkpoint has chosen
+        self.use_best: bool | None = None  # evaluate checkpoints/best (None: decide from the run dir)
         self.env = {
             **os.environ,
             "ROS_DOMAIN_ID": str(args.domain_id),
@@ -164,12 +169,13 @@ class Demo:
         for p in reversed(list(self.procs)):
             self.stop(p)
 
-    def run_to_end(self, p: Proc, timeout: float, what: str) -> None:
-        """Wait for a one-shot process; fail with its log tail when it fails or hangs."""
+    def run_to_end(self, p: Proc, timeout: float, what: str, may_exit: tuple = ()) -> None:
+        """Wait for a one-shot process; fail with its log tail when it fails or hangs, or when
+        another process (but those in `may_exit`) exits meanwhile."""
         deadline = time.monotonic() + timeout
         while p.alive():
             for other in self.procs:
-                if other is not p and not other.alive():
+                if other is not p and other not in may_exit and not other.alive():
                     raise DemoError(f"{other.name} exited ({other.proc.returncode}) during {what}:\n{other.tail()}")
             if time.monotonic() > deadline:
                 raise DemoError(f"{what} did not finish within {timeout:.0f} s:\n{p.tail()}")
@@ -268,21 +274,73 @@ class Demo:
         args += self.a.train_arg
         p = self.start("train", "soarm_act_policy", "train", args=args, ros=False,
                        echo=r"step:|error|Error|\[train\]|num_learnable_params|dataset.num_frames")
+        selector = self.start_selector(follow=p) if self.a.validation_seeds else None
         # train stops itself at --max-minutes with a checkpoint of its last step; the guard
         # here only catches a hung process.
         self.run_to_end(p, timeout=(self.a.train_minutes * 60 + 600) if self.a.train_minutes > 0 else 7 * 86400,
-                        what="training")
+                        what="training", may_exit=(selector,))
         last = self.out / "train" / "checkpoints" / "last"
         if not (last / "pretrained_model").is_dir():
             raise DemoError(f"training saved no checkpoint in {last.parent} "
                             "(raise --train-minutes or lower --save-every)")
         step = json.loads((last / "training_state" / "training_step.json").read_text())["step"]
         self.trained_steps = step
-        say(f"checkpoint: {last.resolve().name} (step {step})")
+        say(f"last checkpoint: {last.resolve().name} (step {step})")
+        self.use_best = False
+        if selector is not None:
+            self.finish_selection(selector)
+
+    def start_selector(self, follow: Proc) -> Proc:
+        """select_checkpoint following the training process (validation rollouts in-process)."""
+        return self.start("select_checkpoint", "soarm_act_policy", "select_checkpoint", ros=False,
+                          args=[str(self.out / "train"), "--seeds", self.a.validation_seeds,
+                                "--episode-time", str(self.a.episode_time), "--follow-pid", str(follow.proc.pid),
+                                "--driver-params", str(CONFIG / "driver.yaml"), str(CONFIG / "demo" / "driver.yaml"),
+                                "--no-progress"],
+                          echo=r"\[select_checkpoint\]|error|Error")
+
+    def finish_selection(self, selector: Proc) -> None:
+        """Wait for the validation of the remaining checkpoints; on failure, keep the last one."""
+        t0 = time.monotonic()
+        try:
+            self.run_to_end(selector, timeout=900, what="checkpoint selection")
+        except DemoError as e:
+            self.stop(selector)
+            say(f"checkpoint selection failed, evaluating the last checkpoint instead: {e}")
+            return
+        self.timings["3b select checkpoint (after training)"] = round(time.monotonic() - t0, 1)
+        self.selection = json.loads((self.out / "train" / "checkpoint_selection.json").read_text())
+        self.use_best = True
+        say(f"chosen checkpoint: step {self.selection['chosen_step']} of "
+            f"{[r['step'] for r in self.selection['rows']]} (validation seeds {self.a.validation_seeds})")
+
+    def policy_checkpoint(self) -> Path:
+        """The checkpoint to evaluate: checkpoints/best when select_checkpoint chose one in this
+        run (or, with --from-stage 4, in the run being resumed), else checkpoints/last (also
+        after DAgger rounds, which continue training from the last checkpoint)."""
+        ckpts = self.out / "train" / "checkpoints"
+        if self.use_best is None:
+            self.use_best = bool(self.a.from_stage == 4 and self.a.validation_seeds and self.selection_is_current())
+        return ckpts / ("best" if self.use_best else "last") / "pretrained_model"
+
+    def selection_is_current(self) -> bool:
+        """Whether checkpoints/best was chosen among all checkpoints up to checkpoints/last (a
+        run resumed after the selection has newer ones: then the last one is evaluated)."""
+        path = self.out / "train" / "checkpoint_selection.json"
+        if not (self.out / "train" / "checkpoints" / "best").is_dir() or not path.is_file():
+            return False
+        self.selection = json.loads(path.read_text())
+        newest = max(r["step"] for r in self.selection["rows"])
+        if newest < self.checkpoint_step():
+            say(f"checkpoints/best was chosen up to step {newest}, before step {self.checkpoint_step()}: evaluating "
+                "the last checkpoint (run select_checkpoint on the train dir to choose again)")
+            self.selection = None
+            return False
+        return True
 
     def start_policy(self) -> Proc:
-        """The policy node on the last checkpoint (the evaluation's and the DAgger rollouts')."""
-        ckpt = self.out / "train" / "checkpoints" / "last" / "pretrained_model"
+        """The policy node on `policy_checkpoint()` (the evaluation's and the DAgger rollouts')."""
+        ckpt = self.policy_checkpoint()
         if not ckpt.is_dir():
             raise DemoError(f"no checkpoint at {ckpt}")
         return self.start("policy", "soarm_act_policy", "policy",
@@ -298,7 +356,7 @@ class Demo:
         return int(json.loads((last / "training_state" / "training_step.json").read_text())["step"])
 
     def evaluate(self, eval_dir: Path | None = None) -> None:
-        """Closed-loop evaluation of the last checkpoint into eval_dir (default <out>/eval)."""
+        """Closed-loop evaluation of `policy_checkpoint()` into eval_dir (default <out>/eval)."""
         driver = self.driver(self.a.real_time_factor)
         policy = self.start_policy()
         ev = self.start("evaluate", "soarm_act_policy", "evaluate", ros=False,
@@ -333,8 +391,9 @@ class Demo:
             "success_rate": report["success_rate"], "successes": report["successes"],
             "stage_rates": report.get("stage_rates"), "episodes": report["num_episodes"], "report": str(report_path),
             "plot": str(self.out / "eval" / "eval_report.png"), "checkpoint":
-            str(self.out / "train" / "checkpoints" / "last" / "pretrained_model"),
-            "trained_steps": self.trained_steps, "stage_seconds": self.timings, "total_seconds": total, "settings": {
+            str(self.policy_checkpoint().parent.resolve() / "pretrained_model"),
+            "trained_steps": self.trained_steps, "checkpoint_selection": self.selection,
+            "stage_seconds": self.timings, "total_seconds": total, "settings": {
                 k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.a).items()},
         }
         if self.a.dagger_rounds > 0:
@@ -397,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-mode", default=None, choices=("auto", "ensemble", "chunk", "async"),
                    help="policy execution mode for the evaluation (default: config/demo/policy.yaml's)")
     p.add_argument("--eval-seed", type=int, default=1000, help="scene seed of the first eval episode (default: 1000)")
+    p.add_argument("--validation-seeds", default="2000-2009",
+                   help="scene seeds on which select_checkpoint rolls every saved checkpoint out in-process to "
+                   "choose the one to evaluate; must not overlap the demo or evaluation seeds; '' = evaluate the "
+                   "last checkpoint (default: 2000-2009)")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="WxH",
                    help="camera size for both cameras (default: config/demo/driver.yaml, 80x60)")
     p.add_argument("--real-time-factor", type=float, default=1.0,
@@ -427,8 +490,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_seeds(args) -> None:
+    """The validation seeds must be scenes seen neither in the demos nor in the evaluation."""
+    if not args.validation_seeds:
+        return
+    from soarm_act_policy.evaluation.rollout import parse_seeds
+
+    try:
+        validation = set(parse_seeds([args.validation_seeds]))
+    except ValueError:
+        raise DemoError(f"--validation-seeds {args.validation_seeds!r}: expected e.g. 2000-2009 or 5,7,9") from None
+    for name, first, n in (("demo", args.demo_seed, args.demos), ("evaluation", args.eval_seed, args.eval_episodes)):
+        overlap = sorted(validation & set(range(first, first + n)))
+        if overlap:
+            raise DemoError(f"--validation-seeds overlap the {name} seeds {first}..{first + n - 1} "
+                            f"(e.g. {overlap[0]}): choose validation scenes the policy is neither trained nor "
+                            "evaluated on")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_seeds(args)
+    except DemoError as e:
+        print(f"[demo] error: {e}", file=sys.stderr)
+        return 2
     demo = Demo(args)
 
     def on_signal(signum, frame):

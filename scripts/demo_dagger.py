@@ -135,6 +135,7 @@ class DaggerRounds:
         p = d.start("train", "soarm_act_policy", "train", args=args, ros=False, echo=r"error|Error|\[train\]")
         minutes = self.a.dagger_train_minutes
         d.run_to_end(p, timeout=minutes * 60 + 600 if minutes > 0 else 7 * 86400, what=f"round {r} training")
+        d.use_best = False  # the round trained on from the last checkpoint: evaluate what it made
         step = d.checkpoint_step()
         if step <= start:
             raise self.error(f"round {r}: training saved no new checkpoint (still step {start}); raise "

@@ -30,7 +30,7 @@ def test_one_tiny_dagger_round(tmp_path):
     out = tmp_path / "demo"
     p = subprocess.run([sys.executable, str(DEMO), "--output-dir", str(out), "--domain-id", os.environ["ROS_DOMAIN_ID"],
                         "--demos", "2", "--train-steps", "2", "--train-minutes", "0", "--pretrain-minutes", "0",
-                        "--eval-episodes", "1", "--episode-time", "3", *TINY_MODEL,
+                        "--eval-episodes", "1", "--episode-time", "3", "--validation-seeds", "2000", *TINY_MODEL,
                         "--dagger-rounds", "1", "--dagger-episodes", "1", "--dagger-take-over-after", "1.5",
                         "--dagger-episode-time", "18", "--dagger-steps", "2", "--dagger-train-minutes", "0"],
                        capture_output=True, text=True, timeout=900)

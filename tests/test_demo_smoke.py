@@ -38,7 +38,7 @@ def run_demo(out: Path, *flags, timeout=900):
 
 def test_demo_loop_tiny(tmp_path):
     out = tmp_path / "demo"
-    stdout = run_demo(out, "--to-stage", "3")
+    stdout = run_demo(out, "--to-stage", "3", "--validation-seeds", "2000-2001")
     for stage in ("1/4 record", "2/4 convert", "3/4 train"):
         assert stage in stdout
 
@@ -61,6 +61,11 @@ def test_demo_loop_tiny(tmp_path):
     step2 = out / "train" / "checkpoints" / "000002"
     assert (step2 / "pretrained_model" / "model.safetensors").is_file()
     assert (out / "train" / "checkpoints" / "last").resolve() == step2.resolve()
+    # select_checkpoint followed the training and rolled its checkpoint out on the validation seeds
+    selection = json.loads((out / "train" / "checkpoint_selection.json").read_text())
+    assert selection["seeds"] == [2000, 2001] and [r["step"] for r in selection["rows"]] == [2]
+    assert (out / "train" / "checkpoints" / "best").resolve() == step2.resolve()
+    assert "chosen checkpoint: step 2" in stdout
 
     # resume on that dataset: the step count continues
     p = subprocess.run([str(TRAIN), "--repo-id", "local/soarm_sim_demo", "--output-dir", str(out / "train"),
@@ -77,6 +82,8 @@ def test_demo_loop_tiny(tmp_path):
     # 3 -> 4: the policy node loads the resumed checkpoint; evaluate runs an episode closed-loop
     stdout = run_demo(out, "--from-stage", "4")
     assert "SUCCESS RATE" in stdout
+    # checkpoints/best predates the resumed step 3: the last checkpoint is the one evaluated
+    assert "evaluating the last checkpoint" in stdout
     policy_log = (out / "logs" / "policy.log").read_text()
     assert "policy ready" in policy_log and str(step3.name) in str((out / "train" / "checkpoints" / "last").resolve())
     report = json.loads((out / "eval" / "eval_report.json").read_text())
@@ -86,6 +93,7 @@ def test_demo_loop_tiny(tmp_path):
     assert ep["duration"] >= 3.0 or ep["success"]
     assert (out / "eval" / "eval_report.png").stat().st_size > 10_000
     summary = json.loads((out / "demo_summary.json").read_text())
+    assert Path(summary["checkpoint"]).parent == step3.resolve()
     assert summary["episodes"] == 1 and 0.0 <= summary["success_rate"] <= 1.0
     # task stages come from the sim driver (its ~/status and events) through evaluate to the summary
     assert isinstance(ep["stages"], int) and set(summary["stage_rates"]) == {"reached", "grasped", "placed", "released"}

@@ -31,6 +31,7 @@ setup(
             "evaluate = soarm_act_policy.evaluation.cli:main",
             "replay = soarm_act_policy.replay.cli:main",
             "rollout = soarm_act_policy.evaluation.rollout:main",
+            "select_checkpoint = soarm_act_policy.evaluation.selection:main",
             "pretrain_backbone = soarm_act_policy.training.pretrain_backbone:main",
             "run_policy_server = soarm_act_policy.run_policy_node:main",
         ],
