@@ -92,11 +92,14 @@ def test_skipped_image_embedding_is_an_identity_for_video_datasets():
 
 def test_image_stats_are_lerobots_to_the_bit():
     """videos.image_stats (the conversion's video statistics) equals LeRobot's get_feature_stats:
-    values, dtypes and shapes, for full-range, narrow, constant and saturated channels."""
+    values, dtypes and shapes, for full-range, narrow, constant and saturated channels, and for
+    frames whose float32 sums pass 2**24 (LeRobot's means then round at every addition: the
+    constant-200 frames' mean is 195.6, not 200)."""
     from lerobot.datasets.compute_stats import get_feature_stats
 
-    from soarm_act_policy.conversion.videos import image_stats
+    from soarm_act_policy.conversion.videos import _axis0_sum_is_sequential, image_stats
 
+    assert _axis0_sum_is_sequential()  # else image_stats is LeRobot's own function (slow path)
     rng = np.random.default_rng(0)
     full = rng.integers(0, 256, (40, 3, 30, 40), dtype=np.uint8)
     saturated = full.copy()
@@ -104,6 +107,8 @@ def test_image_stats_are_lerobots_to_the_bit():
     ramp = (np.arange(12 * 3 * 24 * 32) % 256).astype(np.uint8).reshape(12, 3, 24, 32)
     cases = [full, saturated, ramp, rng.integers(10, 13, (7, 3, 5, 9), dtype=np.uint8),
              np.full((3, 3, 4, 4), 200, np.uint8), np.zeros((2, 3, 1, 1), np.uint8),
+             rng.integers(0, 256, (30, 3, 96, 128), dtype=np.uint8), np.full((30, 3, 96, 128), 200, np.uint8),
+             rng.integers(0, 256, (4, 1, 5, 6), dtype=np.uint8), rng.integers(0, 256, (4, 4, 5, 6), dtype=np.uint8),
              rng.integers(0, 256, (1, 3, 4, 4), dtype=np.uint8)]  # one frame: LeRobot's own path
     for frames in cases:
         want = get_feature_stats(frames, axis=(0, 2, 3), keepdims=False)
