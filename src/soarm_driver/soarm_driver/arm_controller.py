@@ -32,6 +32,8 @@ class ArmController:
         self.watchdog = CommandWatchdog(command_timeout)
         self.enabled = False
         self.goal: np.ndarray | None = None
+        #: Driver time the goal was computed for (the last `step`); None after `sync`.
+        self.goal_time: float | None = None
         #: Number of commands accepted so far (tells which command a step's clamping belongs to).
         self.command_seq = 0
 
@@ -40,16 +42,19 @@ class ArmController:
         self.playback.clear()
         self.watchdog.reset()
         self.goal = self.limits.clamp(measured)
+        self.goal_time = None
 
     def set_enabled(self, enabled: bool, measured: np.ndarray) -> None:
         self.enabled = bool(enabled)
         self.sync(measured)
 
     def command(self, cmd: TrajectoryCommand, now: float) -> float:
-        """Accept a validated trajectory received at `now`; returns its start time."""
+        """Accept a validated trajectory received at `now`; returns its start time. Received
+        before the last `step` (taken after it), it counts as received at that step's time
+        (trajectory_playback.py)."""
         self.watchdog.on_command(now)
         self.command_seq += 1
-        return self.playback.submit(cmd, now, self.goal)
+        return self.playback.submit(cmd, now, self.goal, self.goal_time)
 
     def move_to(self, target: np.ndarray, speed: float, now: float) -> float:
         """Move to `target` along a straight joint-space line at `speed` rad/s (the
@@ -57,7 +62,7 @@ class ArmController:
         target = self.limits.clamp(target)
         duration = max(float(np.max(np.abs(target - self.goal))) / max(speed, 1e-6), 0.05)
         cmd = TrajectoryCommand(times=np.array([duration]), positions=target[None, :], velocities=None, stamp=None)
-        self.playback.submit(cmd, now, self.goal)
+        self.playback.submit(cmd, now, self.goal, self.goal_time)
         self.watchdog.reset()
         return duration
 
@@ -82,5 +87,5 @@ class ArmController:
         if desired is None:
             desired = self.goal
         res = self.limits.apply(self.goal, desired, dt)
-        self.goal = res.goal
+        self.goal, self.goal_time = res.goal, now
         return StepResult(goal=res.goal, limits=res, watchdog_tripped=tripped)

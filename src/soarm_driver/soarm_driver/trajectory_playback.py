@@ -13,6 +13,12 @@ LeRobot's so101_follower, as opposed to the leader arm.)
   trajectory took over (the "anchor") to the first point, reaching it at the first
   point's time; between points positions are interpolated at the control rate:
   linearly, or with cubic Hermite splines when the points carry velocities.
+- A trajectory received before the control tick that produced the arm's current goal,
+  but taken only after that tick (the receiving thread was preempted while the tick
+  ran), counts as received at that tick: it is anchored at the goal at the goal's time
+  (and, with stamp zero, timed from there). Anchored at its receipt instead, the goal
+  would be credited with motion the arm never made: the next tick stepped farther than
+  the trajectory's own speed by the gap.
 - After the last point the playback holds the last point's positions.
 - A single point with time_from_start 0 is a plain position command; the velocity
   limit applied downstream (JointLimits) then decides how fast it is reached.
@@ -74,12 +80,17 @@ class TrajectoryPlayback:
         self._last_velocity: np.ndarray | None = None
 
     # ------------------------------------------------------------------ commands
-    def submit(self, cmd: TrajectoryCommand, now: float, current_goal: np.ndarray) -> float:
+    def submit(self, cmd: TrajectoryCommand, now: float, current_goal: np.ndarray,
+               goal_time: float | None = None) -> float:
         """Take a validated trajectory received at `now`; returns its start time.
 
         `current_goal` is the position the arm is commanded to right now (the
-        anchor when the trajectory takes over immediately).
+        anchor when the trajectory takes over immediately), `goal_time` the driver
+        time it was commanded for (None: unknown). A `goal_time` later than `now`
+        is taken as the time of receipt (module docstring).
         """
+        if goal_time is not None and goal_time > now:
+            now = goal_time
         start = cmd.stamp if cmd.stamp is not None else now
         traj = _TimedTrajectory(
             start=start,

@@ -14,7 +14,7 @@ from soarm_driver.command_arbiter import HUMAN, POLICY, CommandArbiter
 from soarm_driver.command_validation import TrajectoryCommand
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: helpers beside us
-from test_driver_core_lifecycle import RATE, Harness
+from test_driver_core_lifecycle import HOME as HOME_Q, RATE, Harness
 
 MAX_VEL = 3.0  # Harness: JointLimits(max_velocity=3.0)
 
@@ -135,6 +135,26 @@ def test_switch_while_commands_stream_never_steps_faster_than_the_limit():
     assert details == ["test take-over", "done"]
     published = [o.command_source for o in h.outputs if o.command_source is not None]
     assert [p.source for p in published][-1] == POLICY and any(p.aligning for p in published)
+
+
+def test_human_commands_taken_a_tick_late_still_align_at_handover_speed():
+    """Over DDS the driver stamps a command's receipt in the subscription callback and queues it
+    after validation; preempted in between, it is queued after the next tick has run and only
+    taken by the tick after. Such a command must not move the follower faster than
+    handover_speed: it used to be anchored at its receipt with the later tick's goal, so that
+    tick stepped by the gap as well (0.5 rad/s x (1/60 + 0.04) s instead of 0.5/60 rad)."""
+    h = Harness(config={"handover_speed": 0.5})
+    start_episode(h)
+    leader = HOME_Q + np.array([0.6, 0.3, -0.3, 0.2, -0.4, 0.3])
+    switch = len(h.outputs)
+    select(h, HUMAN, "pedal")
+    for i in range(60):
+        received = h.t - (0.04 if i % 3 == 2 else 0.0)  # every third: received 40 ms before the last tick
+        h.core.command(JOINT_NAMES, [(1 / 30, list(leader), [])], None, received, source=HUMAN)
+        h.tick()
+    steps = np.abs(np.diff(goals(h, switch), axis=0)).max(axis=1)
+    assert steps.max() <= 0.5 / RATE + 1e-9, steps.max()
+    assert h.core.arbiter.state.aligning  # 0.6 rad at 0.5 rad/s: still on the way after 1 s
 
 
 def test_reset_under_human_control_closes_and_reopens_the_window():

@@ -140,6 +140,24 @@ def test_receipt_time_trajectory_replaces_immediately():
     assert f.end_time() == pytest.approx(2.0)
 
 
+def test_trajectory_taken_after_a_later_tick_counts_as_received_at_that_tick():
+    """Received at 10.00 but taken after the tick of 10.04 that produced the goal (the receiving
+    thread was preempted): anchored at that goal at 10.04 and timed from there, so the arm moves
+    at the trajectory's own speed. Anchored at 10.00, the tick of 10.04 itself stepped 0.04."""
+    f = TrajectoryPlayback()
+    assert f.submit(traj([1.0], [1.0] * 6), now=10.0, current_goal=np.zeros(N), goal_time=10.04) == 10.04
+    assert f.sample(10.04, None) == pytest.approx(np.zeros(N))
+    assert f.sample(10.54, None) == pytest.approx(np.full(N, 0.5))
+    assert f.end_time() == pytest.approx(11.04)
+    # a stamped one keeps its stamp; only its anchor moves to the goal's time
+    g = TrajectoryPlayback()
+    g.submit(traj([1.0], [1.0] * 6, stamp=9.9), now=10.0, current_goal=np.zeros(N), goal_time=10.04)
+    assert g.sample(10.04, None) == pytest.approx(np.zeros(N)) and g.end_time() == pytest.approx(10.9)
+    # a goal older than the receipt changes nothing: timed from the receipt
+    h = TrajectoryPlayback()
+    assert h.submit(traj([1.0], [1.0] * 6), now=10.0, current_goal=np.zeros(N), goal_time=9.99) == 10.0
+
+
 def test_single_point_zero_time_is_a_position_command():
     f = TrajectoryPlayback()
     f.submit(traj([0.0], [0.7] * 6), now=5.0, current_goal=np.zeros(N))
