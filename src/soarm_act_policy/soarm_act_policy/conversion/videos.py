@@ -38,6 +38,15 @@ from .episodes import BagEpisode
 
 #: Frames buffered per camera between the reader and an encoder thread.
 QUEUE_FRAMES = 16
+#: Frames of at most this many bytes go to an encoder thread in lists of up to BATCH_FRAMES.
+BATCH_BYTES = 1 << 20
+BATCH_FRAMES = 8
+
+
+def batch_frames(image: np.ndarray) -> int:
+    """Frames per hand-over to an encoder thread: up to BATCH_FRAMES, at most BATCH_BYTES
+    (one at a time from 640x480 rgb8 on)."""
+    return max(1, min(BATCH_FRAMES, BATCH_BYTES // max(1, image.nbytes)))
 
 
 @dataclass(frozen=True)
@@ -137,19 +146,34 @@ EpisodeVideos = dict[str, tuple[Path, np.ndarray | None]]
 class _CameraEncoder(threading.Thread):
     """Encodes one camera's frames of one episode from a queue into `path` (no frame dropped)."""
 
-    def __init__(self, path: Path, fps: int, enc: Encoder, sampled: list[int], pixels: tuple):
+    def __init__(self, path: Path, fps: int, enc: Encoder, sampled: list[int], pixels: tuple, batch: int = 1):
         super().__init__(daemon=True)
         self.path, self.fps, self.enc = path, fps, enc
-        self.frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.batch = max(1, batch)
+        self.frames: queue.Queue = queue.Queue(maxsize=max(2, QUEUE_FRAMES // self.batch))
+        self._pending: list[np.ndarray] = []
         self.sampled, self.rows, self.cols = set(sampled), pixels[0], pixels[1]
         self.stat_frames: list[np.ndarray] = []
         self.error: BaseException | None = None
         self.count = 0
 
     def put(self, image: np.ndarray | None) -> None:
+        """Queue the next frame; None: the episode's last frame was put. Frames travel in lists
+        of `batch` (one queue hand-over, one thread wake-up per list, not per frame)."""
+        if image is not None:
+            self._pending.append(image)
+            if len(self._pending) < self.batch:
+                return
+        frames, self._pending = self._pending, []
+        if frames:
+            self._hand_over(frames)
+        if image is None:
+            self._hand_over(None)
+
+    def _hand_over(self, item: list[np.ndarray] | None) -> None:
         while self.is_alive():
             try:
-                self.frames.put(image, timeout=0.5)
+                self.frames.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -163,18 +187,19 @@ class _CameraEncoder(threading.Thread):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with av.open(str(self.path), "w") as container:
                 stream = None
-                while (img := self.frames.get()) is not None:
-                    if stream is None:
-                        stream = container.add_stream(self.enc.vcodec, self.fps, options=dict(self.enc.options))
-                        stream.pix_fmt = self.enc.pix_fmt
-                        stream.height, stream.width = img.shape[:2]
-                        stream.time_base = tb
-                    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                    frame.pts, frame.time_base = self.count, tb
-                    container.mux(stream.encode(frame))
-                    if self.count in self.sampled:
-                        self.stat_frames.append(img[self.rows][:, self.cols].transpose(2, 0, 1))
-                    self.count += 1
+                while (frames := self.frames.get()) is not None:
+                    for img in frames:
+                        if stream is None:
+                            stream = container.add_stream(self.enc.vcodec, self.fps, options=dict(self.enc.options))
+                            stream.pix_fmt = self.enc.pix_fmt
+                            stream.height, stream.width = img.shape[:2]
+                            stream.time_base = tb
+                        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                        frame.pts, frame.time_base = self.count, tb
+                        container.mux(stream.encode(frame))
+                        if self.count in self.sampled:
+                            self.stat_frames.append(img[self.rows][:, self.cols].transpose(2, 0, 1))
+                        self.count += 1
                 if stream is not None:
                     container.mux(stream.encode())
         except BaseException as exc:  # noqa: B036 - handed to the reader thread
@@ -296,7 +321,8 @@ def encode_bag(job: BagJob) -> list[EpisodeVideos]:
             if k == 0:
                 i = index[id(ep)]
                 encoders = {c: _CameraEncoder(job.out_dir / f"ep{i:04d}-{c}" / "video.mp4", job.fps, job.encoder,
-                                              job.stat_frames[i], job.stat_pixels[c]) for c in job.cameras}
+                                              job.stat_frames[i], job.stat_pixels[c], batch_frames(images[c]))
+                            for c in job.cameras}
                 for e in encoders.values():
                     e.start()
             for c in job.cameras:
