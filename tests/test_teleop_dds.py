@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +90,66 @@ def test_teleop_follows_episodes_started_by_others(start_node, ros_node):
     assert teleop.alive()
     started = [e for e in events.snapshot() if e.kind == EpisodeEvent.STARTED]
     assert started[-1].task == TASK  # the sim backend's task text is the driver's default
+
+
+class SlowEndRunner:
+    """Stands in for teleop's EpisodeRunner: records the episode calls in the order they happen; an
+    end takes 0.3 s, so a STARTED handled alongside it would be recorded first."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_end(self, index, result="ended"):
+        time.sleep(0.3)
+        self.calls.append(("end", index))
+
+    def on_started(self, index, stamp):
+        self.calls.append(("started", index))
+
+    def on_success(self, index, now, detail=""):
+        self.calls.append(("success", index))
+
+    def on_joints(self, q):
+        pass
+
+    def on_object(self, name, stamp, pos, quat):
+        pass
+
+    def tick(self, now):
+        return None
+
+
+def test_teleop_handles_episode_events_in_order(ros_node):
+    """RESET then STARTED of one episode, delivered together (a reset right after teleop starts: both
+    come as transient-local history; or a busy teleop): teleop must handle them in that order. It
+    used a reentrant callback group, so its executor ran the STARTED callback beside a RESET one
+    still running, and a RESET handled after STARTED ended the episode it had just started (teleop
+    then sat idle)."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from soarm_msgs.msg import EpisodeEvent
+
+    from soarm_driver.teleop_node import TeleopNode
+
+    pub = ros_node.node.create_publisher(EpisodeEvent, "episode_events", events_qos())
+    for kind in (EpisodeEvent.RESET, EpisodeEvent.STARTED):  # history for a late joiner
+        pub.publish(EpisodeEvent(kind=kind, episode_index=0, task=TASK))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = TeleopNode(context=context)
+        runner = node.episode_runner = SlowEndRunner()
+        executor = MultiThreadedExecutor(num_threads=3, context=context)  # as teleop's main()
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        try:
+            ros_node.wait_for(lambda: len(runner.calls) >= 2, 30, what="teleop handling both events")
+            time.sleep(0.5)  # anything handled late would show up
+        finally:
+            executor.shutdown(timeout_sec=2)
+            spin.join(timeout=5)
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    assert runner.calls == [("end", 0), ("started", 0)]

@@ -76,8 +76,9 @@ PARAMETERS = [
 
 
 class TeleopNode(Node):
-    def __init__(self):
-        super().__init__("teleop")
+    def __init__(self, **node_kwargs):
+        """`node_kwargs` go to rclpy's Node (e.g. `context` for an in-process test)."""
+        super().__init__("teleop", **node_kwargs)
         p = declare_parameters(self, PARAMETERS)
         self.source, self.rate_hz, self.episodes, self.seed = p["source"], p["rate_hz"], p["episodes"], p["seed"]
         self.randomize, self.task, self.reset_timeout = p["randomize"], p["task"], p["reset_timeout"]
@@ -143,7 +144,13 @@ class TeleopNode(Node):
         from soarm_driver.sim.episode_runner import EpisodeRunner
         from soarm_driver.sim.expert import ScriptedExpert
 
-        group = ReentrantCallbackGroup()
+        # Each subscription in a mutually exclusive group of its own: a topic's messages are handled one
+        # at a time, in the order they arrived, beside the other topics and the timer. (One reentrant
+        # group for all ran a topic's callbacks side by side: a RESET handled after the STARTED that
+        # followed it ended the episode just started, and teleop sat idle.)
+        def in_order():
+            return MutuallyExclusiveCallbackGroup()
+
         events_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
         if self.take_over_after > 0:
@@ -155,16 +162,18 @@ class TeleopNode(Node):
                                                    core_log(self.get_logger()))
             status_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.create_subscription(DriverStatus, "driver/status", self._on_status, status_qos, callback_group=group)
+            self.create_subscription(DriverStatus, "driver/status", self._on_status, status_qos,
+                                     callback_group=in_order())
         else:
             self.episode_runner = EpisodeRunner(ScriptedExpert(), self.episode_timeout, self.post_success_time,
                                                 core_log(self.get_logger()))
         self.create_subscription(JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data,
-                                 callback_group=group)
+                                 callback_group=in_order())
         self.create_subscription(MarkerArray, "scene/objects", self._on_objects, qos_profile_sensor_data,
-                                 callback_group=group)
-        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, events_qos, callback_group=group)
-        self.reset_client = self.create_client(ResetEpisode, "reset_episode", callback_group=group)
+                                 callback_group=in_order())
+        self.create_subscription(EpisodeEvent, "episode_events", self._on_event, events_qos,
+                                 callback_group=in_order())
+        self.reset_client = self.create_client(ResetEpisode, "reset_episode", callback_group=ReentrantCallbackGroup())
 
     def _on_status(self, msg: DriverStatus):
         self.episode_runner.on_stages(msg.episode_index, msg.stages, self.now_s())
