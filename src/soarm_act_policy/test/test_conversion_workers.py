@@ -37,6 +37,7 @@ def _frames(path):
 
 
 def test_two_workers_write_the_same_dataset_as_one(bags, tmp_path):
+    """workers=1 encodes in a thread of this process, workers=2 in two spawned processes."""
     opts = Options(task="t", vcodec="h264")
     one = convert([bags], "t/serial", tmp_path / "one", opts, log=lambda s: None, workers=1)
     two = convert([bags], "t/parallel", tmp_path / "two", opts, log=lambda s: None, workers=2)

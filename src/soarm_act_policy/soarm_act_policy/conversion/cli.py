@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoder speed preset: libsvtav1 0..13 (LeRobot's default 12), h264 "
                    "ultrafast..veryslow (default: the codec's own, medium)")
     p.add_argument("--workers", type=int, default=1,
-                   help="bags encoded at once, each in its own process beside the writer (more than 1 "
-                   "pays off with several bags and more than 2 cores; the dataset is the same for "
-                   "any N) (default %(default)s)")
+                   help="bags encoded at once: 1 in a thread beside the writer, more each in its own "
+                   "process (pays off with several bags and more than 2 cores); the dataset is the "
+                   "same for any N (default %(default)s)")
     p.add_argument("--no-streaming-encoding", action="store_true",
                    help="write frames as PNG files and encode each episode afterwards (LeRobot's "
                    "recording path; much slower) instead of encoding the decoded frames directly")

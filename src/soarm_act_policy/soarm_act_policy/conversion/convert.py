@@ -10,7 +10,7 @@ warn: keep it and report). Pass 2 decodes the selected frames and writes through
 LeRobot into a staging directory that replaces `root` only when complete.
 
 The videos are encoded by jobs, one per bag (videos.encode_bag), started as soon as the
-bag is scanned (pass 1), in `workers` processes, while
+bag is scanned (pass 1), in a thread for `workers` 1, else in `workers` processes, while
 the main thread scans the next bags and writes the rows, statistics and metadata
 through LeRobot in episode order. The dataset does not depend on `workers`.
 """
@@ -170,7 +170,8 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
             log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1) -> Result:
     """Convert rosbag2 directories into a LeRobot dataset at `root` (see module doc).
 
-    `workers`: processes encoding videos (one job per bag) at once.
+    `workers`: bags encoded at once (one job per bag; 1: in a thread of this process, more:
+    in that many processes, see videos.make_executor).
     """
     t_start = time.monotonic()
     opts = (opts or Options()).validate()
@@ -182,7 +183,7 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
                               "another --root")
     bags = find_bags(inputs)
     encode = opts.streaming_encoding and not dry_run
-    # The workers start (spawn, import) while this process imports LeRobot for the settings.
+    # Worker processes (workers > 1) start (spawn, import) while this process imports LeRobot.
     pool = make_executor(workers) if encode else None
     jobs: dict[Path, tuple[list[BagEpisode], object]] = {}
     tmp: Path | None = None

@@ -3,9 +3,10 @@
 One job per bag (`encode_bag`): the bag's selected camera frames are read once, and
 each episode's frames go to one encoder thread per camera (PyAV releases the GIL while
 encoding) with exactly the codec settings LeRobot's `RGBEncoderConfig` gives the codec
-(pix_fmt, crf, g, preset, timestamps k/fps). Jobs run in `workers` spawned processes
-(no LeRobot import there: everything LeRobot decides is resolved in the main process
-and handed over in the job); the main process meanwhile scans the next bags, writes
+(pix_fmt, crf, g, preset, timestamps k/fps). Jobs run one at a time in a thread of the
+main process for `workers` 1, else in `workers` spawned processes (no LeRobot import
+there: everything LeRobot decides is resolved in the main process and handed over in
+the job); the main process meanwhile scans the next bags, writes
 the episodes' rows through LeRobot and takes the finished videos in episode order
 through `EncodedVideos`, which stands in for LeRobot's streaming encoder. The videos and
 statistics do not depend on which worker made them, so any `workers` gives the same
@@ -378,10 +379,19 @@ class EncodedVideos:
 
 
 def make_executor(workers: int) -> cf.Executor:
-    """`workers` spawned processes for encode_bag jobs (a process, not a thread, also for 1:
-    reading a bag is Python work that would otherwise wait for the GIL of the writer)."""
-    pool = cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(max(1, workers)):  # start and import now, while the main process scans the bags
+    """The executor of encode_bag jobs: for `workers` 1 a thread of this process, else `workers`
+    spawned processes.
+
+    One worker process cost more CPU than the GIL it avoided (measured with
+    benchmarks/bench_conversion.py, 4 x 20 s, 2 cores under load: at 128x96 ~1.1 s of ~5 s,
+    at 320x240 1.5-3 s of ~19 s, wall time the same or shorter): its start (interpreter,
+    numpy, PyAV, rosbags: ~0.65 s CPU) and pickling the statistics frames back, while the
+    encoding releases the GIL and the job's own Python work (reading the bag) is small.
+    """
+    if workers <= 1:
+        return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode_bag")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):  # start and import now, while the main process scans the bags
         pool.submit(_warm_up)
     return pool
 
