@@ -192,9 +192,17 @@ def ros_node(request):
 #: Retries of a failed multi-process DDS test (pytest-rerunfailures). Timing between real
 #: processes on a loaded 2-core CI machine occasionally loses a race the product handles
 #: (e.g. a message of the previous scene still in flight); one retry keeps CI meaningful:
-#: a test that fails twice fails, and every retry is listed as RERUN in the summary.
-#: SOARM_DDS_RERUNS=0 turns it off (to hunt flakiness).
+#: a test that fails twice fails, and every retry is listed as RERUN in the summary, with the
+#: traceback of the failed attempt (pytest_configure). SOARM_DDS_RERUNS=0 turns it off (to hunt
+#: flakiness).
 DDS_RERUNS = int(os.environ.get("SOARM_DDS_RERUNS", "1"))
+
+
+def pytest_configure(config):
+    # What made a retried test fail, in the log of every run (pytest-rerunfailures' option
+    # --rerun-show-tracebacks, set here: in pytest.ini it would break runs with -p no:rerunfailures).
+    if config.pluginmanager.hasplugin("rerunfailures"):
+        config.option.rerun_show_tracebacks = True
 
 
 def pytest_collection_modifyitems(config, items):
