@@ -13,16 +13,17 @@ lengthen the run). Then, on the same recorded frames, for each codec:
 
 * bare encoder: each bag's frames, already decoded into memory (one bag at a time), encoded
   with PyAV directly into one video per camera and episode (the dataset's unit; LeRobot
-  then joins them), the two cameras at once in two threads, as the conversion's worker
-  does, with the codec options LeRobot's RGBEncoderConfig gives that codec (pix_fmt, crf,
+  then joins them), the two cameras at once in two threads, as the conversion's encoding
+  job does, with the codec options LeRobot's RGBEncoderConfig gives that codec (pix_fmt, crf,
   g, preset) and the codec's own thread count (the same in both);
 * ours: `conversion.convert` end to end (read, align, quality report, frame decoding,
-  encoding, statistics, parquet/metadata writing, finalize), `--workers` processes
-  (default 1, the CLI's: one process encoding two cameras, like the bare encoder);
+  encoding, statistics, parquet/metadata writing, finalize), `--workers` as the CLI's
+  (default 1: the jobs in a thread beside the writer, two encoder threads like the bare
+  encoder; more: that many processes);
 
 and prints frames/s of both (a frame = one dataset row, i.e. one image per camera),
 their ratio, x real time (recorded seconds per wall second) and the video bytes; also the
-CPU seconds each used (ours: this process and its worker processes) and their ratio, which
+CPU seconds each used (ours: this process and any worker processes) and their ratio, which
 says how much work ours adds whatever else runs on the machine. LeRobot is imported before
 any timing: that fixed cost of a `bag_to_lerobot` run (torch, datasets) is printed apart.
 With --load-batches N it also times LeRobotDataset + torch DataLoader reading the
@@ -134,7 +135,7 @@ def main() -> None:
     ap.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     ap.add_argument("--codecs", default="", help="comma-separated codec[:preset] (default: the conversion's "
                     "default), e.g. libsvtav1,h264:ultrafast,libsvtav1:13")
-    ap.add_argument("--workers", type=int, default=1, help="conversion worker processes")
+    ap.add_argument("--workers", type=int, default=1, help="conversion --workers (1: a thread, more: processes)")
     ap.add_argument("--load-batches", type=int, default=0, help="also time this many training batches")
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
