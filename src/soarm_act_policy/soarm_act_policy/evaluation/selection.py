@@ -173,20 +173,50 @@ def write_selection(train_dir: Path, best: Validation, validations: Sequence[Val
     return write_json(doc, Path(train_dir) / SELECTION_JSON)
 
 
-def rollout_validator(seeds: Sequence[int], path: str, env_kwargs: dict, device: str = "cpu",
-                      progress: bool = True) -> Validator:
-    """A validator that rolls a checkpoint out in-process (`rollout.evaluate_checkpoint`)."""
-    from .rollout import evaluate_checkpoint
+class RolloutValidator:
+    """Validates a checkpoint by rolling it out in-process (`rollout.evaluate_checkpoint`);
+    call it with a ``checkpoints/<step>`` dir, `close()` when done.
 
-    def validate(ckpt: Path) -> Validation:
+    The sim env is built once and reused for every checkpoint with the same cameras and image
+    size (all of a run's checkpoints have them): that saves the MuJoCo and renderer set-up
+    (~1-2 s) per checkpoint."""
+
+    def __init__(self, seeds: Sequence[int], path: str, env_kwargs: dict, device: str = "cpu",
+                 progress: bool = True):
+        self.seeds, self.path, self.env_kwargs = list(seeds), path, dict(env_kwargs)
+        self.device, self.progress = device, progress
+        self._envs: dict[tuple, object] = {}
+
+    def _env_for(self, model: Path):
+        from ..checkpoint import read_spec, resolve_checkpoint
+        from .rollout import IMAGE_PREFIX, make_env
+
+        spec = read_spec(resolve_checkpoint(str(model)))
+        kwargs = dict(self.env_kwargs)
+        if "image_size" not in kwargs and spec.image_shapes:
+            _, h, w = next(iter(spec.image_shapes.values()))
+            kwargs["image_size"] = (int(w), int(h))
+        kwargs.setdefault("cameras", tuple(k.removeprefix(IMAGE_PREFIX) for k in spec.image_shapes))
+        key = (tuple(kwargs["cameras"]), tuple(kwargs.get("image_size") or ()))
+        if key not in self._envs:
+            self._envs[key] = make_env(**kwargs)
+        return self._envs[key]
+
+    def __call__(self, ckpt: Path) -> Validation:
+        from .rollout import evaluate_checkpoint
+
         t0 = time.monotonic()
-        r = evaluate_checkpoint(ckpt / "pretrained_model", seeds, [path], env_kwargs=env_kwargs, device=device,
-                                progress=progress)
-        s = r["paths"][path]
+        model = ckpt / "pretrained_model"
+        r = evaluate_checkpoint(model, self.seeds, [self.path], env_kwargs=self.env_kwargs, device=self.device,
+                                progress=self.progress, env=self._env_for(model))
+        s = r["paths"][self.path]
         return Validation(step=-1, success_rate=float(s["success_rate"]), stage_rates=s.get("stage_rates") or {},
                           wall_s=round(time.monotonic() - t0, 1))
 
-    return validate
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
 
 
 # ---------------------------------------------------------------------- CLI
@@ -237,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.torch_threads))
-    validate = rollout_validator(seeds, args.path, env_kwargs, device=args.device, progress=args.progress)
+    validate = RolloutValidator(seeds, args.path, env_kwargs, device=args.device, progress=args.progress)
     follow = (lambda: process_alive(args.follow_pid)) if args.follow_pid is not None else None
 
     def report(v: Validation) -> None:
@@ -252,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("select_checkpoint: interrupted", file=sys.stderr)
         return 130
+    finally:
+        validate.close()
     path = write_selection(args.train_dir, best, rows, seeds=seeds, path=args.path,
                            env={k: (list(v) if isinstance(v, tuple) else v) for k, v in env_kwargs.items()})
     print(f"[select_checkpoint] chosen: step {best.step} (success {100 * best.success_rate:.0f} % on "
