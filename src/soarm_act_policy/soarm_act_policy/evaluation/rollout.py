@@ -368,6 +368,20 @@ def summarize_path(name: str, episodes: list[EpisodeRollout]) -> dict:
     }
 
 
+def env_kwargs_for_checkpoint(checkpoint: str | Path, env_kwargs: dict | None = None) -> dict:
+    """`env_kwargs` completed from the checkpoint: ``image_size`` (its first camera's, unless
+    given) and ``cameras`` (its image features', unless given)."""
+    from ..checkpoint import read_spec, resolve_checkpoint
+
+    kwargs = dict(env_kwargs or {})
+    spec = read_spec(resolve_checkpoint(str(checkpoint)))
+    if "image_size" not in kwargs and spec.image_shapes:
+        _, h, w = next(iter(spec.image_shapes.values()))
+        kwargs["image_size"] = (int(w), int(h))
+    kwargs.setdefault("cameras", tuple(k.removeprefix(IMAGE_PREFIX) for k in spec.image_shapes))
+    return kwargs
+
+
 def evaluate_checkpoint(checkpoint: str | Path, seeds: Sequence[int], paths: Sequence[str] = ("lerobot",), *,
                         env_kwargs: dict | None = None, device: str = "cpu", n_action_steps: int = 0,
                         ensemble_coeff: float = 0.01, progress: bool = True, env=None) -> dict:
@@ -375,15 +389,8 @@ def evaluate_checkpoint(checkpoint: str | Path, seeds: Sequence[int], paths: Seq
 
     env_kwargs: for gymnasium.make (fps, episode_time, home_pose, ...); image_size defaults to
     the checkpoint's. `env`: an existing env to reuse (its settings then win)."""
-    from ..checkpoint import read_spec, resolve_checkpoint
-
     seeds = [int(s) for s in seeds]
-    kwargs = dict(env_kwargs or {})
-    spec = read_spec(resolve_checkpoint(str(checkpoint)))
-    if "image_size" not in kwargs and spec.image_shapes:
-        _, h, w = next(iter(spec.image_shapes.values()))
-        kwargs["image_size"] = (int(w), int(h))
-    kwargs.setdefault("cameras", tuple(k.removeprefix(IMAGE_PREFIX) for k in spec.image_shapes))
+    kwargs = env_kwargs_for_checkpoint(checkpoint, env_kwargs)
     own_env = env is None
     env = env if env is not None else make_env(**kwargs)
     fps = env.unwrapped.fps
@@ -438,15 +445,7 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], seeds: Sequence[int]
     env = kwargs.pop("env", None)
     own = env is None
     if own:
-        from ..checkpoint import read_spec, resolve_checkpoint
-
-        env_kwargs = dict(kwargs.get("env_kwargs") or {})
-        spec = read_spec(resolve_checkpoint(checkpoints[0]))
-        if "image_size" not in env_kwargs and spec.image_shapes:
-            _, h, w = next(iter(spec.image_shapes.values()))
-            env_kwargs["image_size"] = (int(w), int(h))
-        env_kwargs.setdefault("cameras", tuple(k.removeprefix(IMAGE_PREFIX) for k in spec.image_shapes))
-        env = make_env(**env_kwargs)
+        env = make_env(**env_kwargs_for_checkpoint(checkpoints[0], kwargs.get("env_kwargs")))
     try:
         return [evaluate_checkpoint(c, seeds, paths, env=env, **kwargs) for c in checkpoints]
     finally:

@@ -188,15 +188,9 @@ class RolloutValidator:
         self._envs: dict[tuple, object] = {}
 
     def _env_for(self, model: Path):
-        from ..checkpoint import read_spec, resolve_checkpoint
-        from .rollout import IMAGE_PREFIX, make_env
+        from .rollout import env_kwargs_for_checkpoint, make_env
 
-        spec = read_spec(resolve_checkpoint(str(model)))
-        kwargs = dict(self.env_kwargs)
-        if "image_size" not in kwargs and spec.image_shapes:
-            _, h, w = next(iter(spec.image_shapes.values()))
-            kwargs["image_size"] = (int(w), int(h))
-        kwargs.setdefault("cameras", tuple(k.removeprefix(IMAGE_PREFIX) for k in spec.image_shapes))
+        kwargs = env_kwargs_for_checkpoint(model, self.env_kwargs)
         key = (tuple(kwargs["cameras"]), tuple(kwargs.get("image_size") or ()))
         if key not in self._envs:
             self._envs[key] = make_env(**kwargs)
