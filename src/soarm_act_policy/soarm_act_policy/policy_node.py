@@ -36,7 +36,15 @@ from .control_loop import ERROR, IDLE, RUNNING, LoopConfig, ControlLoop, Snapsho
 from .diagnostics import TickRate, policy_diagnostics
 from .events import kind_names
 from .observation import ObservationBuilder, ObservationMapping, image_topic, parse_camera_keys
-from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters, duration_msg, time_msg, time_seconds
+from .ros_support import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    declare_parameters,
+    duration_msg,
+    spin_until_shutdown,
+    time_msg,
+    time_seconds,
+)
 from .units import JOINT_NAMES, UNITS
 
 JOINT_TOPIC = "joint_states"
@@ -413,7 +421,7 @@ def run(args=None) -> int:
             executor = MultiThreadedExecutor(num_threads=2)
             executor.add_node(node)
             try:
-                executor.spin()
+                spin_until_shutdown(executor)
             finally:
                 executor.shutdown(timeout_sec=2.0)
                 node.destroy_node()

@@ -22,7 +22,7 @@ import sys
 import rclpy
 from rcl_interfaces.msg import ParameterType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 from .bags.session import EpisodeRecorder
 from .bags.writer import CHUNK_PERIOD_S, RESERVE_BYTES, BagWriteError
 from .bags.topics import load_topics
-from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters
+from .ros_support import EXIT_CONFIG, EXIT_OK, declare_parameters, spin_until_shutdown
 
 EVENT_TYPE = "soarm_msgs/msg/EpisodeEvent"
 P = ParameterType
@@ -161,9 +161,12 @@ def main(args=None) -> int:
             except (OSError, ValueError, ParameterException) as e:
                 print(f"recorder: error: {e}", file=sys.stderr, flush=True)
                 return EXIT_CONFIG
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
             try:
-                rclpy.spin(node)
+                spin_until_shutdown(executor)
             finally:
+                executor.shutdown(timeout_sec=2.0)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

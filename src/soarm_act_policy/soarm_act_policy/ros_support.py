@@ -112,6 +112,31 @@ def _check_interrupt(interrupt, what: str, client) -> None:
 
 
 # ---------------------------------------------------------------------------- spinning
+
+
+def spin_until_shutdown(executor) -> None:
+    """``executor.spin()`` until Ctrl-C or until the context is shut down; both are a normal stop.
+
+    rclpy's SIGINT handler shuts the context down from its own thread. When that lands between
+    the executor's check of the context and its next wait set, rclpy raises ``RCLError`` ("the
+    given context is not valid") instead of ``ExternalShutdownException`` (seen once in ~40
+    demo stops: the policy exited 1 with a traceback). Either one is swallowed once the context
+    is no longer ok; an ``RCLError`` while the context is still ok is a real error and is raised.
+    (soarm_driver and soarm_act_policy each have this function: the packages never import
+    each other.)
+    """
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except rclpy_implementation.RCLError:
+        if executor.context.ok():
+            raise
+
+
 class SpinThread:
     """Spins `executor` on a background thread until `stop()`.
 

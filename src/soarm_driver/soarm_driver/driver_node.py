@@ -45,7 +45,7 @@ from soarm_driver.messages import (
     TrajectoryPoints, camera_msgs, command_source, driver_status, episode_event, joint_state, object_markers,
 )
 from soarm_driver.ros_support import (
-    EXIT_CONFIG, EXIT_OK, core_log, declare_parameter, declare_parameters, time_msg, time_seconds,
+    EXIT_CONFIG, EXIT_OK, core_log, declare_parameter, declare_parameters, spin_until_shutdown, time_msg, time_seconds,
 )
 from soarm_driver.robot import HOME_POSE, LOWER_LIMITS, UPPER_LIMITS
 
@@ -268,7 +268,7 @@ def main(args=None) -> int:
             executor = MultiThreadedExecutor(num_threads=3)
             executor.add_node(node)
             try:
-                executor.spin()
+                spin_until_shutdown(executor)
             finally:
                 executor.shutdown(timeout_sec=2.0)
                 node.destroy_node()

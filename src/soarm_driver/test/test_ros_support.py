@@ -32,7 +32,8 @@ def make_node():
     yield make
     for n in nodes:
         n.destroy_node()
-    rclpy.shutdown(context=context)
+    if context.ok():  # a test may have shut it down itself
+        rclpy.shutdown(context=context)
 
 
 def test_table_declares_described_parameters_and_numbers_take_ints_or_floats(make_node):
@@ -66,3 +67,62 @@ def test_core_log_sends_each_level_to_its_severity_on_a_real_logger(make_node):
         for level in levels:
             log(level, f"{level} line")
     assert recorder.seen == ["info", "error", "warning", "warning", "debug", "error", "info", "info"]
+
+
+class _FakeContext:
+    def __init__(self, ok: bool):
+        self._ok = ok
+
+    def ok(self) -> bool:
+        return self._ok
+
+
+class _RaisingExecutor:
+    """An executor whose spin() fails the way rclpy's does when the context goes down under it."""
+
+    def __init__(self, context_ok: bool):
+        self.context = _FakeContext(context_ok)
+
+    def spin(self):
+        from rclpy.impl.implementation_singleton import rclpy_implementation
+
+        raise rclpy_implementation.RCLError("failed to initialize wait set: the given context is not valid")
+
+
+def test_spin_until_shutdown_treats_the_shutdown_race_as_a_stop_and_real_errors_as_errors():
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from soarm_driver.ros_support import spin_until_shutdown
+
+    spin_until_shutdown(_RaisingExecutor(context_ok=False))  # context already down: a normal stop
+    with pytest.raises(rclpy_implementation.RCLError):
+        spin_until_shutdown(_RaisingExecutor(context_ok=True))
+
+
+def test_spin_until_shutdown_returns_when_a_real_context_is_shut_down(make_node):
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    from soarm_driver.ros_support import spin_until_shutdown
+
+    node = make_node()
+    ticks = threading.Event()
+    node.create_timer(0.01, ticks.set)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    errors = []
+
+    def spin():
+        try:
+            spin_until_shutdown(executor)
+        except BaseException as e:  # the test reports whatever escaped
+            errors.append(e)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    assert ticks.wait(5.0), "the executor never ran the node's timer"
+    rclpy.shutdown(context=node.context)
+    thread.join(5.0)
+    assert not thread.is_alive() and errors == []
+    executor.shutdown(timeout_sec=1.0)
