@@ -31,11 +31,12 @@ Each `tick(now, snapshot)`:
    time step ``k`` is due. A consumer times point ``j`` at ``plan_time + j * period``. The
    plan has at least `trajectory_points` points where covered, and always reaches at least
    `reach_periods` periods past ``plan_time``: the next expected tick (one period plus the
-   last in-tick inference time) and one period more (a tick late within its period, the
-   transport). Where no prediction covers those steps (the last steps of a chunk in chunk
-   mode, of the newest chunk in async mode) the last covered action is repeated: the arm
-   holds it, as the driver does after a trajectory's last point, and a plan stamped with
-   its step's due time never ends before the driver receives it ("ends in the past").
+   last in-tick inference time) and `plan_margin` more (at least one period: a tick late
+   within its period, the transport, a loaded machine; default 0.1 s). Where no prediction
+   covers those steps (the last steps of a chunk in chunk mode, of the newest chunk in async
+   mode) the last covered action is repeated: the arm holds it, as the driver does after a
+   trajectory's last point, and a plan stamped with its step's due time does not end before
+   the driver receives it ("ends in the past") unless it is delayed by more than the margin.
 
 Errors. A predictor that raises, or returns a chunk with a NaN or infinite action, or a
 plan that blends to one (overflow), puts the loop in ERROR: no plan is returned, every
@@ -178,6 +179,11 @@ class LoopConfig:
     future_stamp_tolerance: float = 0.1
     #: Least number of points per plan (where predictions cover them).
     trajectory_points: int = 10
+    #: How long (s) every plan outlives the next expected tick: a late tick, the transport, a
+    #: loaded machine between the tick and the driver's receipt (at least one period is used).
+    #: 0.1 s: with one period (33 ms) a demo run's driver rejected 2 plans as "ends in the past"
+    #: after 330 ms inferences on the 2-core machine.
+    plan_margin: float = 0.1
     action_dim: int = 6
 
     def __post_init__(self):
@@ -187,6 +193,8 @@ class LoopConfig:
             raise ValueError(f"control period must be > 0 s; got {self.period}")
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ValueError(f"n_action_steps must be in 1..chunk_size ({self.chunk_size}); got {self.n_action_steps}")
+        if not self.plan_margin >= 0:
+            raise ValueError(f"plan_margin must be >= 0 s; got {self.plan_margin}")
         if self.trajectory_points < 1:
             raise ValueError(f"trajectory points must be >= 1; got {self.trajectory_points}")
         if not self.max_observation_age > 0:
@@ -267,9 +275,11 @@ class ControlLoop:
     def reach_periods(self) -> int:
         """Periods every plan reaches past its ``plan_time`` (its last point is at least this many
         periods after it): the next expected tick, one period plus the last in-tick inference time
-        (none in async mode), and one period of margin for a late tick and the transport."""
+        (none in async mode), then `plan_margin` (at least one period) for a late tick, the
+        transport and a loaded machine."""
         in_tick = self.last_latency if self.cfg.mode != "async" and not math.isnan(self.last_latency) else 0.0
-        return math.ceil((self.cfg.period + in_tick) / self.cfg.period - _EPS) + 1
+        margin = max(self.cfg.period, self.cfg.plan_margin)
+        return math.ceil((self.cfg.period + in_tick + margin) / self.cfg.period - _EPS)
 
     def step_at(self, t: float) -> int:
         """Timeline step due at time t (the current timeline must exist)."""

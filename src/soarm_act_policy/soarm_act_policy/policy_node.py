@@ -111,6 +111,10 @@ PARAMETERS = [
     ("trajectory_points", 10, P.PARAMETER_INTEGER,
      "Least number of points per published JointTrajectory (the current step and the next planned ones); "
      "more are sent when needed to reach past the next expected publication."),
+    ("plan_margin", 0.1, P.PARAMETER_DOUBLE,
+     "s every published plan outlives the next expected publication (at least one control period): a late "
+     "tick, the transport, a loaded machine. Raise it across a slow network if the driver reports "
+     "'ends in the past'."),
     ("warmup", True, P.PARAMETER_BOOL,
      "Run two inferences on zeros before the first tick (their latency chooses the auto mode; without "
      "warm-up, auto means async)."),
@@ -171,7 +175,8 @@ class PolicyNode(Node):
                 n_action_steps=int(p["n_action_steps"]) or spec.n_action_steps,
                 ensemble_coeff=float(p["ensemble_coeff"]), max_observation_age=float(p["max_observation_age"]),
                 future_stamp_tolerance=float(p["future_stamp_tolerance"]),
-                trajectory_points=int(p["trajectory_points"]), action_dim=len(joints),
+                trajectory_points=int(p["trajectory_points"]), plan_margin=float(p["plan_margin"]),
+                action_dim=len(joints),
             ),
             self._predict,
         )

@@ -650,6 +650,24 @@ def test_plan_reaches_past_the_next_expected_tick():
     assert len(r.plan) >= needed >= 5
 
 
+@pytest.mark.parametrize("margin, periods_past_the_next_tick", [(0.0, 1), (0.1, 4), (0.25, 10)])
+def test_plan_outlives_the_next_tick_by_the_plan_margin(margin, periods_past_the_next_tick):
+    """A chunk-mode plan at 40 Hz reaches plan_margin (at least one period) past the next expected tick:
+    with one period only, a loaded demo run's driver received 2 plans at their very end and rejected them."""
+    period = 0.025
+    loop = ControlLoop(LoopConfig(mode="chunk", period=period, chunk_size=100, n_action_steps=100,
+                                  trajectory_points=1, plan_margin=margin, max_observation_age=1.0),
+                       CountingPredictor(100))
+    loop.set_enabled(True)
+    r = loop.tick(0.0, fresh(0.0))
+    next_tick = r.plan_time + period + loop.last_latency
+    end = r.plan_time + (len(r.plan) - 1) * period
+    assert end >= next_tick + max(margin, period) - 1e-9
+    assert len(r.plan) - 1 == math.ceil((period + loop.last_latency) / period + periods_past_the_next_tick - 1e-6)
+    with pytest.raises(ValueError, match="plan_margin"):
+        LoopConfig(mode="chunk", plan_margin=-0.1)
+
+
 def test_hold_starts_a_new_timeline():
     model = RampOnTheClock(chunk_size=8, t0=0.0)
     loop = ControlLoop(LoopConfig(mode="ensemble", period=PERIOD, chunk_size=8, n_action_steps=8,
