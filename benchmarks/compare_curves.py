@@ -4,8 +4,8 @@
 Each run is ``LABEL=FILE``, FILE a ``learning_curve.json`` (benchmarks/learning_curve.py) or a
 ``checkpoint_selection.json`` (select_checkpoint): both hold one row per checkpoint with
 ``step`` and ``success_rate``. Runs that share data (e.g. the same dataset with and without a
-setting) get the same colour when their labels share the text before the first comma; the
-second run of a colour is drawn solid, the first dashed.
+setting) get the same colour when their labels share the text before the first comma; in
+such a group the first run is drawn dashed, the others solid.
 
     python benchmarks/compare_curves.py --output docs/dropout.png \\
         "d6, dropout 0=/tmp/exp/lc6/learning_curve.json" "d6, dropout 0.1=/tmp/exp/do1/checkpoint_selection.json"
@@ -51,15 +51,21 @@ def plot(runs, output: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def group_of(label: str) -> str:
+        return label.split(",")[0].strip()
+
+    sizes: dict[str, int] = {}
+    for label, _, _ in runs:
+        sizes[group_of(label)] = sizes.get(group_of(label), 0) + 1
     colours: dict[str, str] = {}
     seen: dict[str, int] = {}
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(9, 4))
     for label, rows, _ in runs:
-        group = label.split(",")[0].strip()
+        group = group_of(label)
         colour = colours.setdefault(group, palette[len(colours) % len(palette)])
         seen[group] = seen.get(group, 0) + 1
-        style = "--" if seen[group] == 1 else "-"
+        style = "--" if seen[group] == 1 and sizes[group] > 1 else "-"
         ax.plot([s for s, _ in rows], [100 * v for _, v in rows], style, marker="o", color=colour, label=label)
     ax.set_xlabel("training step (updates)")
     ax.set_ylabel("success on unseen seeds (%)")
