@@ -1,7 +1,9 @@
-"""soarm_act_policy.ros_support.spin_until_shutdown: Ctrl-C's shutdown race is a stop, other errors are not."""
+"""spin_until_shutdown, as each package has it (they never import each other): Ctrl-C's shutdown
+race is a normal stop, an error on a live context is raised, a real shutdown ends the spin."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import pytest
@@ -10,7 +12,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
-from soarm_act_policy.ros_support import spin_until_shutdown
+MODULES = ["soarm_driver.ros_support", "soarm_act_policy.ros_support"]
 
 
 class _Context:
@@ -31,13 +33,17 @@ class _RaisingExecutor:
         raise rclpy_implementation.RCLError("failed to initialize wait set: the given context is not valid")
 
 
-def test_the_shutdown_race_is_a_normal_stop_and_an_error_on_a_live_context_is_raised():
+@pytest.mark.parametrize("module", MODULES)
+def test_the_shutdown_race_is_a_normal_stop_and_an_error_on_a_live_context_is_raised(module):
+    spin_until_shutdown = importlib.import_module(module).spin_until_shutdown
     spin_until_shutdown(_RaisingExecutor(context_ok=False))
     with pytest.raises(rclpy_implementation.RCLError):
         spin_until_shutdown(_RaisingExecutor(context_ok=True))
 
 
-def test_returns_without_error_when_a_real_context_is_shut_down_while_spinning():
+@pytest.mark.parametrize("module", MODULES)
+def test_returns_without_error_when_a_real_context_is_shut_down_while_spinning(module):
+    spin_until_shutdown = importlib.import_module(module).spin_until_shutdown
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node("spin_until_shutdown_test", context=context)
