@@ -85,7 +85,9 @@ def test_trajectory_interpolated_and_reached(start_node, ros_node):
             checked += 1
         elif t > 1.2:
             np.testing.assert_allclose(q, target2, atol=1e-9)
-    assert checked >= 20  # ~36 control ticks at 60 Hz in that 0.6 s window
+    # ~36 control ticks at 60 Hz fall in that 0.6 s window on a quiet machine; how many is a timing
+    # figure (CI under load once saw 9), so only "some" is asserted: each one checked is exact
+    assert checked >= 3
     ros_node.wait_for(lambda: np.allclose(positions(states.last()), target2, atol=1e-3), 5, what="measured = target")
 
 
