@@ -140,8 +140,8 @@ def spin_until_shutdown(executor) -> None:
 
     rclpy's SIGINT handler shuts the context down from its own thread. When that lands between
     the executor's check of the context and its next wait set, rclpy raises ``RCLError`` ("the
-    given context is not valid") instead of ``ExternalShutdownException`` (seen once in ~40
-    demo stops: the policy exited 1 with a traceback). Either one is swallowed once the context
+    given context is not valid") instead of ``ExternalShutdownException`` (seen at the end of the
+    demo run of 2026-12-01 15:31: the policy exited 1 with a traceback). Either one is swallowed once the context
     is no longer ok; an ``RCLError`` while the context is still ok is a real error and is raised.
     (soarm_driver and soarm_act_policy each have this function: the packages never import
     each other.)
