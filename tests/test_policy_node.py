@@ -236,8 +236,14 @@ def test_ensemble_mode_flow_stale_hold_events_reset_enable_on_sim_time(start_nod
 
     set_enabled(ros_node, True)
     t0 = time.monotonic()
-    ros_node.wait_for(lambda: len(out.traj_since(t0)) >= 6, 90, what="6 trajectories")
+    ros_node.wait_for(lambda: len([m for m in out.traj_since(t0) if len(m.points) > 1]) >= 6, 90,
+                      what="6 plans")
     for msg in out.traj_since(t0):
+        if len(msg.points) == 1:  # a hold: a loaded machine can delay the test's sensors (stale)
+            check_plan_msg(msg, MEASURED, atol=1e-9)
+            reasons = {s.hold_reason for t, s in out.status if t >= t0 and s.state == PolicyStatus.HOLDING}
+            assert any("disabled" not in r for r in reasons), f"a hold after enable, holding for: {reasons}"
+            continue
         check_plan_msg(msg, MEAN_RAD, n_points=8)
         assert 999.0 < msg.header.stamp.sec < 5000  # stamped on the simulated clock
     s = out.wait_status(lambda s: s.state == PolicyStatus.RUNNING and s.num_blended >= 3, 60, "blending")
