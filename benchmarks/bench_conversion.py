@@ -24,7 +24,10 @@ lengthen the run). Then, on the same recorded frames, for each codec:
 and prints frames/s of both (a frame = one dataset row, i.e. one image per camera),
 their ratio, x real time (recorded seconds per wall second) and the video bytes; also the
 CPU seconds each used (ours: this process and any worker processes) and their ratio, which
-says how much work ours adds whatever else runs on the machine. LeRobot is imported before
+says how much work ours adds whatever else runs on the machine, and under it where ours spent
+it (conversion.cpu_times: pass 1, the encoding jobs' reading of the frames, video statistics,
+LeRobot's writing; the rest is the encoder threads, the codec's own and everything unmeasured).
+LeRobot is imported before
 any timing: that fixed cost of a `bag_to_lerobot` run (torch, datasets) is printed apart.
 With --load-batches N it also times LeRobotDataset + torch DataLoader reading the
 converted dataset (decoding the videos) in batches of --batch-size: ms per batch, the
@@ -206,6 +209,10 @@ def main() -> None:
                 if args.load_batches:
                     line += f" | {load_ms_per_batch(root, args.load_batches, args.batch_size):13.1f}"
                 print(line, flush=True)
+                stages = result.cpu.seconds
+                parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+                print(f"{'':>8} {'':>16}   ours, CPU s by stage: {parts}; the encoder threads and the rest "
+                      f"{cpu_ours - sum(stages.values()):.2f}", flush=True)
 
 
 if __name__ == "__main__":

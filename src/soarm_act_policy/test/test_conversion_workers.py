@@ -53,6 +53,9 @@ def test_two_workers_write_the_same_dataset_as_one(bags, tmp_path):
     for rel in videos_a:
         assert _frames(a / rel) == _frames(b / rel) == one.written_frames
         assert (a / rel).read_bytes() == (b / rel).read_bytes()  # libx264 is deterministic
+    for result in (one, two):  # every stage's CPU time is counted, the worker processes' reading too
+        assert all(s > 0 for s in result.cpu.seconds.values()), result.cpu.seconds
+        assert "CPU s by stage: pass 1 " in result.summary()
 
 
 def test_codec_and_preset_reach_the_videos(bags, tmp_path):

@@ -33,7 +33,9 @@ from ..bags.recovery import is_partial
 from .dataset import (ACTION, STATE, check_compatible, image_key, make_features, open_dataset,
                       skip_image_embedding, staged_root, use_encoded_videos)
 from .corrections import FEATURE
+from .cpu_times import CpuTimes
 from .episode_meta import write_episode_columns
+from .frame_memory import FrameMemory, KeptFrames
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
@@ -41,6 +43,8 @@ from .episodes import BagEpisode, Problem, bag_episodes
 from .videos import EncodedVideos, Encoder, encode_bag, make_executor, make_job
 
 REPORT_NAME = "quality_report.json"
+#: Default of --frame-memory (MB): ~4 minutes of two 320x240 cameras, ~1 minute at 640x480.
+FRAME_MEMORY_MB = 2048
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Result:
     dry_run: bool = False
     report_path: Path | None = None
     fps: int = 30
+    cpu: CpuTimes = field(default_factory=CpuTimes)  # CPU seconds per stage (cpu_times.STAGES)
 
     @property
     def written(self) -> list[BagEpisode]:
@@ -73,7 +78,7 @@ class Result:
         return (f"{'would write' if self.dry_run else 'wrote'} {len(eps)} episodes, {frames} frames, "
                 f"{frames / self.fps / 60:.2f} min of data at {self.fps} fps; skipped "
                 f"{len(self.skipped)} episodes and {len(self.failed_bags)} bags; took {self.seconds:.1f} s"
-                + ("" if self.dry_run else f" -> {self.root}"))
+                + ("" if self.dry_run else f" -> {self.root}; CPU s by stage: {self.cpu.summary()}"))
 
     @property
     def selected(self) -> list[BagEpisode]:
@@ -109,20 +114,27 @@ def _progress(enabled: bool, **kw):
 
 
 def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
-         log: Callable[[str], None] = print, on_bag: Callable | None = None
-         ) -> tuple[list[BagEpisode], list[dict], dict]:
+         log: Callable[[str], None] = print, on_bag: Callable | None = None, cpu: CpuTimes | None = None,
+         frame_memory: FrameMemory | None = None) -> tuple[list[BagEpisode], list[dict], dict]:
     """Pass 1: the bags' episodes (status set by the problem policy), failed bags, bag data by path.
 
-    `on_bag(data, episodes)` is called after each readable bag is scanned (statuses not set yet).
+    `on_bag(data, episodes, kept)` is called after each readable bag is scanned (statuses not set
+    yet) with the bag's images kept within `frame_memory` (None without it); it must pass them
+    to a job or drop them. `cpu`: where the reading and aligning time goes ("pass 1").
     """
+    cpu = cpu or CpuTimes()
     episodes: list[BagEpisode] = []
     failed: list[dict] = []
     datas = {}
     for bag in bags:
         with _progress(progress, desc=f"reading {Path(bag).name}", unit="msg", leave=False) as bar:
+            kept = KeptFrames(frame_memory) if frame_memory is not None else None
             try:
-                data = read_bag(bag, opts, progress=bar.update)
+                with cpu.measure("pass 1"):
+                    data = read_bag(bag, opts, progress=bar.update, keep=kept.keep if kept else None)
             except BagError as exc:
+                if kept is not None:
+                    kept.drop()
                 if opts.on_problem == "fail":
                     raise ConversionError(f"{exc}. Nothing was written (use --on-problem skip to leave "
                                           "such bags out).") from exc
@@ -130,10 +142,13 @@ def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
                 log(f"WARNING: skipping {exc}")
                 continue
         datas[data.path] = data
-        bag_eps = bag_episodes(data, opts)
+        with cpu.measure("pass 1"):
+            bag_eps = bag_episodes(data, opts)
         episodes.extend(bag_eps)
         if on_bag is not None:
-            on_bag(data, bag_eps)
+            on_bag(data, bag_eps, kept)
+        elif kept is not None:
+            kept.drop()
     _check_layouts(episodes, datas)
     problems = [(p, q) for p in episodes for q in p.problems]
     if opts.on_problem == "fail" and problems:
@@ -167,16 +182,21 @@ def _check_layouts(episodes: list[BagEpisode], datas: dict) -> None:
 
 def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: Options | None = None,
             *, append: bool = False, dry_run: bool = False, progress: bool = False,
-            log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1) -> Result:
+            log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1,
+            frame_memory_mb: int = FRAME_MEMORY_MB) -> Result:
     """Convert rosbag2 directories into a LeRobot dataset at `root` (see module doc).
 
     `workers`: bags encoded at once (one job per bag; 1: in a thread of this process, more:
-    in that many processes, see videos.make_executor).
+    in that many processes, see videos.make_executor). `frame_memory_mb`: with `workers` 1, the
+    serialized images pass 1 may keep for the encoder (frame_memory; 0: none, every bag is read
+    twice).
     """
     t_start = time.monotonic()
     opts = (opts or Options()).validate()
     if workers < 1:
         raise ConversionError(f"--workers must be at least 1, got {workers}")
+    if frame_memory_mb < 0:
+        raise ConversionError(f"--frame-memory must be 0 (off) or more MB, got {frame_memory_mb}")
     root = Path(root).absolute()
     if root.exists() and not append and not dry_run:
         raise ConversionError(f"{root} exists already; pass --append to add episodes to it or choose "
@@ -186,6 +206,8 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
     # Worker processes (workers > 1) start (spawn, import) while this process imports LeRobot.
     pool = make_executor(workers) if encode else None
     jobs: dict[Path, tuple[list[BagEpisode], object]] = {}
+    memory = FrameMemory(frame_memory_mb << 20) if encode and workers == 1 and frame_memory_mb > 0 else None
+    all_kept: list[KeptFrames] = []
     tmp: Path | None = None
     try:
         encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
@@ -193,26 +215,34 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
             root.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.videos-", dir=root.parent))
 
-            def start_job(data, bag_eps: list[BagEpisode]) -> None:
+            def start_job(data, bag_eps: list[BagEpisode], kept: KeptFrames | None) -> None:
                 # Episodes that can still be written (problems found later only remove some).
                 cand = [p for p in bag_eps if not p.problems or (opts.on_problem == "warn" and not p.fatal)]
+                if kept is not None:
+                    all_kept.append(kept)
+                    if not cand:
+                        kept.drop()
                 if cand:
                     cams = sorted(data.cameras)
                     job = make_job(cand, cams, {c: data.cameras[c].topic for c in cams},
                                    {c: image_key(c) for c in cams},
                                    {c: (data.cameras[c].height, data.cameras[c].width) for c in cams},
-                                   opts.fps, encoder, tmp / f"bag{len(jobs):05d}")
+                                   opts.fps, encoder, tmp / f"bag{len(jobs):05d}", kept)
                     jobs[data.path] = (cand, pool.submit(encode_bag, job))
         else:
             start_job = None
-        episodes, failed, datas = scan(bags, opts, progress=progress, log=log, on_bag=start_job)
-        result = Result(root, episodes, failed, dry_run=dry_run, fps=opts.fps)
+        cpu = CpuTimes()
+        episodes, failed, datas = scan(bags, opts, progress=progress, log=log, on_bag=start_job, cpu=cpu,
+                                       frame_memory=memory)
+        result = Result(root, episodes, failed, dry_run=dry_run, fps=opts.fps, cpu=cpu)
         if not dry_run:
             _write(result, repo_id, root, opts, datas, jobs, append=append, progress=progress,
                    image_writer_threads=image_writer_threads)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        for kept in all_kept:  # cancelled jobs' images
+            kept.drop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     result.seconds = time.monotonic() - t_start
@@ -239,9 +269,11 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
     cameras = sorted(first.cameras)
     blank = {c: np.zeros((*shapes[c], 3), np.uint8) for c in cameras}  # pixels come from the jobs
     total = sum(p.frames for p in keep)
+    writing = result.cpu.measure("LeRobot writing")
     with staged_root(root, append) as work, skip_image_embedding(features):
-        ds = open_dataset(repo_id, work, opts, features, resume=appending,
-                          image_writer_threads=image_writer_threads)
+        with writing:
+            ds = open_dataset(repo_id, work, opts, features, resume=appending,
+                              image_writer_threads=image_writer_threads)
         videos = use_encoded_videos(ds, EncodedVideos()) if opts.streaming_encoding else None
         try:
             with _progress(progress, desc="writing", unit="frame", total=total) as bar:
@@ -250,9 +282,11 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
                     if videos is not None:
                         cand, future = jobs[bag]
                         try:
-                            encoded = dict(zip(map(id, cand), future.result(), strict=True))
+                            bag_videos, reading_s = future.result()
                         except RuntimeError as exc:
                             raise ConversionError(f"bag {bag}: {exc}; nothing was written") from exc
+                        encoded = dict(zip(map(id, cand), bag_videos, strict=True))
+                        result.cpu.add("frames for the encoder", reading_s)
                         frames = ((ep, k, blank) for ep in bag_eps for k in range(ep.frames))
                     else:
                         topics = {c: datas[bag].cameras[c].topic for c in cameras}
@@ -263,12 +297,15 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
                             frame[FEATURE] = np.array([ep.intervention[k]], dtype=bool)
                         for c in cameras:
                             frame[image_key(c)] = images[c]
-                        ds.add_frame(frame)
+                        with writing:
+                            ds.add_frame(frame)
                         if k == ep.frames - 1:
                             ep.dataset_episode_index = ds.meta.total_episodes
                             if videos is not None:
-                                videos.hand_over(encoded[id(ep)])
-                            ds.save_episode()
+                                with result.cpu.measure("video statistics"):
+                                    videos.hand_over(encoded[id(ep)])
+                            with writing:
+                                ds.save_episode()
                             if ep.status == "planned":
                                 ep.status = "written"
                             result.written_frames += ep.frames
@@ -277,8 +314,9 @@ def _write(result: Result, repo_id: str, root: Path, opts: Options, datas: dict,
             with contextlib.suppress(Exception):  # release encoder/writer; the stage is deleted
                 ds.finalize()
             raise
-        ds.finalize()
-        write_episode_columns(work, {e.dataset_episode_index: episode_columns(e) for e in result.written})
+        with writing:
+            ds.finalize()
+            write_episode_columns(work, {e.dataset_episode_index: episode_columns(e) for e in result.written})
         _write_report(result, work / REPORT_NAME)
     result.report_path = root / REPORT_NAME
 
