@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..bags import BagError
-from .convert import FRAME_MEMORY_MB, REPORT_NAME, convert
+from .convert import REPORT_NAME, convert
 from .options import (
     FRAMES, INTERVENTION_FEATURE, JOINT_NAMES, ON_PROBLEM, RULES, SPLIT, VCODECS, ConversionError, Options,
 )
@@ -69,10 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bags encoded at once: 1 in a thread beside the writer, more each in its own "
                    "process (pays off with several bags and more than 2 cores); the dataset is the "
                    "same for any N (default %(default)s)")
-    p.add_argument("--frame-memory", type=int, default=FRAME_MEMORY_MB, metavar="MB",
-                   help="with --workers 1: memory for the images the first pass keeps for the encoder, "
-                   "so each bag is read once (bags larger than this are read twice; 0: always twice; "
-                   "default %(default)s)")
     p.add_argument("--no-streaming-encoding", action="store_true",
                    help="write frames as PNG files and encode each episode afterwards (LeRobot's "
                    "recording path; much slower) instead of encoding the decoded frames directly")
@@ -101,8 +97,7 @@ def main(argv=None) -> int:
     try:
         result = convert(args.bags, args.repo_id, args.root, opts, append=args.append,
                          dry_run=args.dry_run, progress=not args.quiet, log=log,
-                         image_writer_threads=args.image_writer_threads, workers=args.workers,
-                         frame_memory_mb=args.frame_memory)
+                         image_writer_threads=args.image_writer_threads, workers=args.workers)
     except (ConversionError, BagError) as exc:
         print(f"bag_to_lerobot: error: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,6 @@ from .dataset import (ACTION, STATE, check_compatible, image_key, make_features,
 from .corrections import FEATURE
 from .cpu_times import CpuTimes
 from .episode_meta import write_episode_columns
-from .frame_memory import FrameMemory, KeptFrames
 from .extract import read_bag
 from .frames import iter_frames
 from .options import ConversionError, Options
@@ -43,8 +42,6 @@ from .episodes import BagEpisode, Problem, bag_episodes
 from .videos import EncodedVideos, Encoder, encode_bag, make_executor, make_job
 
 REPORT_NAME = "quality_report.json"
-#: Default of --frame-memory (MB): ~4 minutes of two 320x240 cameras, ~1 minute at 640x480.
-FRAME_MEMORY_MB = 2048
 
 
 @dataclass
@@ -114,13 +111,12 @@ def _progress(enabled: bool, **kw):
 
 
 def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
-         log: Callable[[str], None] = print, on_bag: Callable | None = None, cpu: CpuTimes | None = None,
-         frame_memory: FrameMemory | None = None) -> tuple[list[BagEpisode], list[dict], dict]:
+         log: Callable[[str], None] = print, on_bag: Callable | None = None, cpu: CpuTimes | None = None
+         ) -> tuple[list[BagEpisode], list[dict], dict]:
     """Pass 1: the bags' episodes (status set by the problem policy), failed bags, bag data by path.
 
-    `on_bag(data, episodes, kept)` is called after each readable bag is scanned (statuses not set
-    yet) with the bag's images kept within `frame_memory` (None without it); it must pass them
-    to a job or drop them. `cpu`: where the reading and aligning time goes ("pass 1").
+    `on_bag(data, episodes)` is called after each readable bag is scanned (statuses not set yet).
+    `cpu`: where the reading and aligning time goes ("pass 1").
     """
     cpu = cpu or CpuTimes()
     episodes: list[BagEpisode] = []
@@ -128,13 +124,10 @@ def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
     datas = {}
     for bag in bags:
         with _progress(progress, desc=f"reading {Path(bag).name}", unit="msg", leave=False) as bar:
-            kept = KeptFrames(frame_memory) if frame_memory is not None else None
             try:
                 with cpu.measure("pass 1"):
-                    data = read_bag(bag, opts, progress=bar.update, keep=kept.keep if kept else None)
+                    data = read_bag(bag, opts, progress=bar.update)
             except BagError as exc:
-                if kept is not None:
-                    kept.drop()
                 if opts.on_problem == "fail":
                     raise ConversionError(f"{exc}. Nothing was written (use --on-problem skip to leave "
                                           "such bags out).") from exc
@@ -146,9 +139,7 @@ def scan(bags: Sequence[Path], opts: Options, *, progress: bool = False,
             bag_eps = bag_episodes(data, opts)
         episodes.extend(bag_eps)
         if on_bag is not None:
-            on_bag(data, bag_eps, kept)
-        elif kept is not None:
-            kept.drop()
+            on_bag(data, bag_eps)
     _check_layouts(episodes, datas)
     problems = [(p, q) for p in episodes for q in p.problems]
     if opts.on_problem == "fail" and problems:
@@ -182,21 +173,16 @@ def _check_layouts(episodes: list[BagEpisode], datas: dict) -> None:
 
 def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: Options | None = None,
             *, append: bool = False, dry_run: bool = False, progress: bool = False,
-            log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1,
-            frame_memory_mb: int = FRAME_MEMORY_MB) -> Result:
+            log: Callable[[str], None] = print, image_writer_threads: int = 0, workers: int = 1) -> Result:
     """Convert rosbag2 directories into a LeRobot dataset at `root` (see module doc).
 
     `workers`: bags encoded at once (one job per bag; 1: in a thread of this process, more:
-    in that many processes, see videos.make_executor). `frame_memory_mb`: with `workers` 1, the
-    serialized images pass 1 may keep for the encoder (frame_memory; 0: none, every bag is read
-    twice).
+    in that many processes, see videos.make_executor).
     """
     t_start = time.monotonic()
     opts = (opts or Options()).validate()
     if workers < 1:
         raise ConversionError(f"--workers must be at least 1, got {workers}")
-    if frame_memory_mb < 0:
-        raise ConversionError(f"--frame-memory must be 0 (off) or more MB, got {frame_memory_mb}")
     root = Path(root).absolute()
     if root.exists() and not append and not dry_run:
         raise ConversionError(f"{root} exists already; pass --append to add episodes to it or choose "
@@ -206,8 +192,6 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
     # Worker processes (workers > 1) start (spawn, import) while this process imports LeRobot.
     pool = make_executor(workers) if encode else None
     jobs: dict[Path, tuple[list[BagEpisode], object]] = {}
-    memory = FrameMemory(frame_memory_mb << 20) if encode and workers == 1 and frame_memory_mb > 0 else None
-    all_kept: list[KeptFrames] = []
     tmp: Path | None = None
     try:
         encoder = Encoder.from_settings(opts.video_settings()) if not dry_run else None  # bad settings fail first
@@ -215,25 +199,20 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
             root.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.videos-", dir=root.parent))
 
-            def start_job(data, bag_eps: list[BagEpisode], kept: KeptFrames | None) -> None:
+            def start_job(data, bag_eps: list[BagEpisode]) -> None:
                 # Episodes that can still be written (problems found later only remove some).
                 cand = [p for p in bag_eps if not p.problems or (opts.on_problem == "warn" and not p.fatal)]
-                if kept is not None:
-                    all_kept.append(kept)
-                    if not cand:
-                        kept.drop()
                 if cand:
                     cams = sorted(data.cameras)
                     job = make_job(cand, cams, {c: data.cameras[c].topic for c in cams},
                                    {c: image_key(c) for c in cams},
                                    {c: (data.cameras[c].height, data.cameras[c].width) for c in cams},
-                                   opts.fps, encoder, tmp / f"bag{len(jobs):05d}", kept)
+                                   opts.fps, encoder, tmp / f"bag{len(jobs):05d}")
                     jobs[data.path] = (cand, pool.submit(encode_bag, job))
         else:
             start_job = None
         cpu = CpuTimes()
-        episodes, failed, datas = scan(bags, opts, progress=progress, log=log, on_bag=start_job, cpu=cpu,
-                                       frame_memory=memory)
+        episodes, failed, datas = scan(bags, opts, progress=progress, log=log, on_bag=start_job, cpu=cpu)
         result = Result(root, episodes, failed, dry_run=dry_run, fps=opts.fps, cpu=cpu)
         if not dry_run:
             _write(result, repo_id, root, opts, datas, jobs, append=append, progress=progress,
@@ -241,8 +220,6 @@ def convert(inputs: Sequence[str | Path], repo_id: str, root: str | Path, opts: 
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        for kept in all_kept:  # cancelled jobs' images
-            kept.drop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     result.seconds = time.monotonic() - t_start

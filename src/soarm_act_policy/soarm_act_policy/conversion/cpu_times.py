@@ -15,7 +15,7 @@ import time
 #: The stages, in pipeline order, with what each one covers.
 STAGES = {
     "pass 1": "reading each bag (rosbags), aligning, the quality report",
-    "frames for the encoder": "an encoding job getting its bag's images: kept by pass 1, or read again",
+    "frames for the encoder": "an encoding job reading its bag's selected images again",
     "video statistics": "LeRobot's per-camera statistics of the sampled frames",
     "LeRobot writing": "add_frame, save_episode (parquet, metadata, joining videos), finalize",
 }

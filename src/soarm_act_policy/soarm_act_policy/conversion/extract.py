@@ -1,16 +1,14 @@
 """First pass over a bag: joint streams, camera frame index, episode events.
 
 Joint messages are kept whole (small); of camera frames only stamps, a content digest
-(for frozen-camera detection) and the layout are kept, and the serialized images when a
-`keep(camera, raw)` is given (frame_memory: the encoder then needs no second read); else the
-pixels are read again in the writing pass. Structural problems (unreadable bag, empty bag, missing topic, unusable
+(for frozen-camera detection) and the layout are kept, the pixels are read again in the
+writing pass. Structural problems (unreadable bag, empty bag, missing topic, unusable
 image encoding) raise BagError naming the bag and topic.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,10 +118,8 @@ def _deserialize(bag: BagReader, m):
                        topic=m.topic) from exc
 
 
-def read_bag(path: str | Path, opts: Options, progress=None,
-             keep: Callable[[str, bytes], None] | None = None) -> BagData:
-    """First pass over one bag (see module doc). `progress(n)` is called per message, `keep(camera,
-    raw)` per image that passed the checks, in receive order."""
+def read_bag(path: str | Path, opts: Options, progress=None) -> BagData:
+    """First pass over one bag (see module doc). `progress(n)` is called per message."""
     path = Path(path)
     with BagReader(path) as bag:
         topics = bag.topics
@@ -184,8 +180,6 @@ def read_bag(path: str | Path, opts: Options, progress=None,
                 # xxh3: ~80x faster than blake2b on a 640x480 frame; collisions only matter
                 # between consecutive frames of one camera (frozen-camera detection)
                 rec["digests"].append(xxhash.xxh3_64_digest(memoryview(msg.data)))
-                if keep is not None:
-                    keep(c, m.raw)
             else:
                 e = _deserialize(bag, m)
                 stages = getattr(e, "stages", None)  # absent in bags older than the field

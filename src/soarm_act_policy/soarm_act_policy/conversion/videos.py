@@ -1,7 +1,7 @@
 """Episode videos encoded beside LeRobot's writer, so reading and encoding overlap writing.
 
-One job per bag (`encode_bag`): the bag's selected camera frames (the images pass 1 kept,
-frame_memory, or else read from the bag again) are decoded once, and each episode's frames go to one encoder thread per camera (PyAV releases the GIL while
+One job per bag (`encode_bag`): the bag's selected camera frames are read once, and
+each episode's frames go to one encoder thread per camera (PyAV releases the GIL while
 encoding) with exactly the codec settings LeRobot's `RGBEncoderConfig` gives the codec
 (pix_fmt, crf, g, preset, timestamps k/fps). Jobs run one at a time in a thread of the
 main process for `workers` 1, else in `workers` spawned processes (no LeRobot import
@@ -36,8 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame_memory import KeptFrames
-from .frames import iter_frames, iter_kept_frames
+from .frames import iter_frames
 from .episodes import BagEpisode
 
 #: Frames buffered per camera between the reader and an encoder thread.
@@ -126,14 +125,10 @@ class BagJob:
     stat_frames: list[list[int]]
     #: camera -> (rows, columns) kept by LeRobot's downsampling for statistics
     stat_pixels: dict[str, tuple[np.ndarray, np.ndarray]]
-    #: the bag's images kept by pass 1 (frame_memory; jobs in this process only), else None:
-    #: the job reads the bag
-    kept: KeptFrames | None = None
 
 
 def make_job(episodes: list[BagEpisode], cameras: list[str], topics: dict[str, str], keys: dict[str, str],
-             shapes: dict[str, tuple[int, int]], fps: int, encoder: Encoder, out_dir: Path,
-             kept: KeptFrames | None = None) -> BagJob:
+             shapes: dict[str, tuple[int, int]], fps: int, encoder: Encoder, out_dir: Path) -> BagJob:
     """A BagJob with LeRobot's statistics sampling (frames and pixels) resolved here."""
     from lerobot.datasets.compute_stats import auto_downsample_height_width, sample_indices
 
@@ -144,7 +139,7 @@ def make_job(episodes: list[BagEpisode], cameras: list[str], topics: dict[str, s
         cols = auto_downsample_height_width(np.broadcast_to(np.arange(w)[None, None, :], (1, h, w)))
         pixels[c] = (np.array(rows[0, :, 0]), np.array(cols[0, 0, :]))
     frames = [sample_indices(p.frames) if p.frames >= 2 else [] for p in episodes]
-    return BagJob(episodes, cameras, topics, keys, fps, encoder, out_dir, frames, pixels, kept)
+    return BagJob(episodes, cameras, topics, keys, fps, encoder, out_dir, frames, pixels)
 
 
 #: Per episode: feature key -> (mp4 path, CHW uint8 frames for the statistics, or None).
@@ -326,12 +321,8 @@ def encode_bag(job: BagJob) -> tuple[list[EpisodeVideos], float]:
     encoders: dict[str, _CameraEncoder] = {}
     index = {id(p): i for i, p in enumerate(job.episodes)}
     reading = [0.0]
-    if job.kept is not None and job.kept.complete:
-        frames = iter_kept_frames(job.episodes, job.cameras, job.kept)
-    else:
-        frames = iter_frames(job.episodes, job.cameras, job.topics)
     try:
-        for ep, k, images in _timed(frames, reading):
+        for ep, k, images in _timed(iter_frames(job.episodes, job.cameras, job.topics), reading):
             if k == 0:
                 i = index[id(ep)]
                 encoders = {c: _CameraEncoder(job.out_dir / f"ep{i:04d}-{c}" / "video.mp4", job.fps, job.encoder,
@@ -351,8 +342,6 @@ def encode_bag(job: BagJob) -> tuple[list[EpisodeVideos], float]:
             if e.is_alive():
                 e.put(None)
             e.join()
-        if job.kept is not None:  # (also when the frames were never asked for)
-            job.kept.drop()
     return results, reading[0]
 
 
