@@ -21,6 +21,11 @@ STAGES = {
 }
 
 
+def _check(stage: str) -> None:
+    if stage not in STAGES:
+        raise KeyError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+
+
 class CpuTimes:
     """CPU seconds per stage (thread CPU time), added up from any thread."""
 
@@ -29,16 +34,14 @@ class CpuTimes:
         self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
-        if stage not in STAGES:
-            raise KeyError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+        _check(stage)
         with self._lock:
             self.seconds[stage] += seconds
 
     def measure(self, stage: str) -> "Measure":
         """A context manager adding the CPU time the entering thread spends inside it to `stage`
         (reusable: `with writing: ...` as often as needed)."""
-        if stage not in STAGES:
-            raise KeyError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+        _check(stage)
         return Measure(self, stage)
 
     def summary(self) -> str:
